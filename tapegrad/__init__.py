@@ -1,0 +1,66 @@
+"""tapegrad: a tape-based reverse-mode autodiff engine over NumPy with hand-written VJPs."""
+
+from tapegrad.gradcheck import GradcheckError, gradcheck
+from tapegrad.ops import (
+    add,
+    cross_entropy,
+    div,
+    exp,
+    getitem,
+    linear,
+    log,
+    log_softmax,
+    matmul,
+    max,
+    maximum,
+    mean,
+    mul,
+    neg,
+    pow,
+    relu,
+    reshape,
+    softmax,
+    sub,
+    sum,
+    transpose,
+    unbroadcast,
+)
+from tapegrad.tape import enable_grad, is_grad_enabled, no_grad
+from tapegrad.tensor import Tensor, ones, randn, tensor, zeros
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GradcheckError",
+    "Tensor",
+    "add",
+    "cross_entropy",
+    "div",
+    "enable_grad",
+    "exp",
+    "getitem",
+    "gradcheck",
+    "is_grad_enabled",
+    "linear",
+    "log",
+    "log_softmax",
+    "matmul",
+    "max",
+    "maximum",
+    "mean",
+    "mul",
+    "neg",
+    "no_grad",
+    "ones",
+    "pow",
+    "randn",
+    "relu",
+    "reshape",
+    "softmax",
+    "sub",
+    "sum",
+    "tensor",
+    "transpose",
+    "unbroadcast",
+    "zeros",
+]
