@@ -1,0 +1,32 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The folder of the real data sets, from $TAPEGRAD_DATA (holding mnist/ and cifar10/).
+
+    Skips the test when the data is absent, or fails it when TAPEGRAD_REQUIRE_DATA=1 (CI),
+    so that CI can never pass by silently skipping the real-data checks.
+    """
+    value = os.environ.get("TAPEGRAD_DATA")
+    problem = None
+    if not value:
+        problem = "TAPEGRAD_DATA is not set"
+    else:
+        root = Path(value).expanduser()
+        missing = [name for name in ("mnist", "cifar10") if not (root / name).is_dir()]
+        if missing:
+            problem = f"TAPEGRAD_DATA={value} lacks the folder(s) {', '.join(missing)}/"
+    if problem is None:
+        return root
+    message = f"real data sets unavailable: {problem} (e.g. export TAPEGRAD_DATA=../shared/data)"
+    if os.environ.get("TAPEGRAD_REQUIRE_DATA") == "1":
+        pytest.fail(f"{message}; TAPEGRAD_REQUIRE_DATA=1 requires them")
+    pytest.skip(message)
