@@ -1,17 +1,25 @@
 """tapegrad: a tape-based reverse-mode autodiff engine over NumPy with hand-written VJPs."""
 
+from tapegrad import data, metrics, nn, optim
+from tapegrad.data import CIFAR10_CLASSES, load_cifar10, load_mnist
 from tapegrad.gradcheck import GradcheckError, gradcheck
+from tapegrad.io import load, save
 from tapegrad.ops import (
     add,
+    batch_norm,
+    conv2d,
     cross_entropy,
     div,
+    dropout,
     exp,
+    gelu,
     getitem,
     linear,
     log,
     log_softmax,
     matmul,
     max,
+    max_pool2d,
     maximum,
     mean,
     mul,
@@ -25,37 +33,53 @@ from tapegrad.ops import (
     transpose,
     unbroadcast,
 )
+from tapegrad.random import manual_seed
 from tapegrad.tape import enable_grad, is_grad_enabled, no_grad
 from tapegrad.tensor import Tensor, ones, randn, tensor, zeros
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CIFAR10_CLASSES",
     "GradcheckError",
     "Tensor",
     "add",
+    "batch_norm",
+    "conv2d",
     "cross_entropy",
+    "data",
     "div",
+    "dropout",
     "enable_grad",
     "exp",
+    "gelu",
     "getitem",
     "gradcheck",
     "is_grad_enabled",
     "linear",
+    "load",
+    "load_cifar10",
+    "load_mnist",
     "log",
     "log_softmax",
+    "manual_seed",
     "matmul",
     "max",
+    "max_pool2d",
     "maximum",
     "mean",
+    "metrics",
     "mul",
     "neg",
+    "nn",
     "no_grad",
     "ones",
+    "optim",
     "pow",
     "randn",
     "relu",
     "reshape",
+    "save",
     "softmax",
     "sub",
     "sum",

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+import kernels
+from tapegrad import random as _random
 from tapegrad import tape
 from tapegrad.tensor import Tensor
 
@@ -147,7 +149,7 @@ def maximum(a, b, *, needs_grad=(True, True)):
     # z = max(a, b):  the gradient goes to the larger input; on a tie each gets half
     # (the mean of the two one-sided derivatives, as PyTorch does).
     def vjp(g):
-        share_a = (a > b) + 0.5 * (a == b)
+        share_a = ((a > b) + 0.5 * (a == b)).astype(np.result_type(a, b), copy=False)
         return (
             unbroadcast(g * share_a, _shape(a)) if needs_grad[0] else None,
             unbroadcast(g * (1.0 - share_a), _shape(b)) if needs_grad[1] else None,
@@ -202,7 +204,7 @@ def max(x, *, axis=None, keepdims=False):
 
     def vjp(g):
         winners = x == out
-        share = winners / np.sum(winners, axis=axis, keepdims=True)
+        share = (winners / np.sum(winners, axis=axis, keepdims=True)).astype(x.dtype)
         return (_restore_axes(g, x.ndim, axis, keepdims) * share,)
 
     return (out if keepdims else np.squeeze(out, axis=_reduced_axes(x.ndim, axis))), vjp
@@ -368,3 +370,103 @@ def cross_entropy(logits, labels, *, label_smoothing=0.0, reduction="mean"):
         return grad * (g / batch if reduction == "mean" else g), None
 
     return out.astype(logits.dtype, copy=False), vjp
+
+
+# --- convolution and pooling (numba kernels) --------------------------------------------
+@primitive
+def conv2d(x, weight, bias=None, *, stride=1, padding=0, needs_grad=(True, True, True)):
+    # Cross-correlation of x (N, C, H, W) with weight (C_out, C, kh, kw), as one GEMM on the
+    # im2col matrix: each column of cols(x) is one receptive field, so
+    #   Z = W_mat cols(x) + b,   dL/dW_mat = G cols(x)^T,   dL/db = G summed over N, OH, OW,
+    #   dL/dx = col2im(W_mat^T G)   (col2im adds overlapping receptive fields back up),
+    # with W_mat = weight reshaped to (C_out, C kh kw) and G = dL/dZ laid out like the columns.
+    out, columns = kernels.conv2d_forward(x, weight, bias, stride, padding)
+
+    def vjp(g):
+        grad_x, grad_w, grad_b = kernels.conv2d_backward(
+            g, columns, x.shape, weight, stride, padding, need_input_grad=needs_grad[0]
+        )
+        return grad_x, grad_w, grad_b if bias is not None else None
+
+    return out, vjp
+
+
+@primitive
+def max_pool2d(x, *, kernel_size, stride=None):
+    # z = max over each window:  dL/dx = g routed to the window's (first) maximum; the
+    # kernel remembers where it was (argmax), so the backward pass is a scatter.
+    out, argmax = kernels.maxpool2d_forward(x, kernel_size, stride)
+    return out, lambda g: (kernels.maxpool2d_backward(g, argmax, x.shape),)
+
+
+# --- normalisation, activations and regularisation for deeper networks ------------------
+@primitive
+def batch_norm(
+    x, weight=None, bias=None, *, running_mean, running_var, training, momentum=0.1, eps=1e-5
+):
+    # Per channel c over the m = N H W values of x (N, C, H, W):
+    #   xhat = (x - mean) / sqrt(var + eps),   y = weight xhat + bias.
+    # In training mean and var are the batch's (var biased), which makes every output depend
+    # on every input of its channel; the VJP (with dxhat = g weight) is
+    #   dL/dx = (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) / sqrt(var + eps),
+    #   dL/dweight = sum(g xhat),   dL/dbias = sum(g)   (sums over N, H, W).
+    # In evaluation the running statistics are constants: dL/dx = dxhat / sqrt(var + eps).
+    # Training also updates the running statistics in place (var unbiased, as PyTorch does).
+    axes, shape = (0, 2, 3), (1, -1, 1, 1)
+    if training:
+        mean = x.mean(axis=axes)
+        var = x.var(axis=axes)
+        count = x.size // x.shape[1]
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean
+        running_var *= 1 - momentum
+        running_var += momentum * var * (count / (count - 1) if count > 1 else 1.0)
+    else:
+        mean, var = running_mean, running_var
+    inverse_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+    xhat = (x - mean.astype(x.dtype).reshape(shape)) * inverse_std.reshape(shape)
+    out = xhat if weight is None else xhat * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+
+    def vjp(g):
+        dxhat = g if weight is None else g * weight.reshape(shape)
+        if training:
+            centred = dxhat - dxhat.mean(axis=axes, keepdims=True)
+            centred -= xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)
+            grad_x = centred * inverse_std.reshape(shape)
+        else:
+            grad_x = dxhat * inverse_std.reshape(shape)
+        grad_w = None if weight is None else (g * xhat).sum(axis=axes)
+        grad_b = None if bias is None else g.sum(axis=axes)
+        return grad_x, grad_w, grad_b
+
+    return out, vjp
+
+
+_GELU_C = np.sqrt(2 / np.pi)
+
+
+@primitive
+def gelu(x):
+    # GELU, tanh approximation (PyTorch's approximate="tanh"):
+    #   y = x/2 (1 + tanh u),  u = c (x + 0.044715 x^3),  c = sqrt(2/pi)
+    #   dy/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) c (1 + 3 * 0.044715 x^2)
+    t = np.tanh(_GELU_C * (x + 0.044715 * x**3)).astype(x.dtype, copy=False)
+    out = 0.5 * x * (1 + t)
+
+    def vjp(g):
+        slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _GELU_C * (1 + 3 * 0.044715 * x * x)
+        return (g * slope.astype(x.dtype, copy=False),)
+
+    return out, vjp
+
+
+@primitive
+def dropout(x, *, p, training=True):
+    # In training each element is kept with probability 1 - p and scaled by 1 / (1 - p),
+    # so the expectation is unchanged:  y = x mask,  dL/dx = g mask.  In evaluation y = x.
+    if not training or p == 0:
+        return x, lambda g: (g,)
+    mask = (_random.generator().random(x.shape) >= p).astype(x.dtype) / x.dtype.type(1 - p)
+    return x * mask, lambda g: (g * mask,)

@@ -233,6 +233,8 @@ def backward(loss: Tensor, grad: np.ndarray | None = None) -> None:
                     f"the VJP of {entry.name} returned a gradient of shape {input_grad.shape} "
                     f"for an input of shape {tensor.shape}."
                 )
+            if input_grad.dtype != tensor.dtype:  # keep float32 networks in float32
+                input_grad = input_grad.astype(tensor.dtype)
             if tensor._record is None:
                 _accumulate_leaf(tensor, input_grad)
                 continue

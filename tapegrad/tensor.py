@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from tapegrad import random as _random
 from tapegrad import tape
 
 
@@ -231,8 +232,8 @@ def randn(
     requires_grad: bool = False,
     rng: np.random.Generator | None = None,
 ) -> Tensor:
-    """Standard normal samples, from `rng` (or NumPy's default generator)."""
-    rng = rng or np.random.default_rng()
+    """Standard normal samples, from `rng` (or tapegrad's generator, see `manual_seed`)."""
+    rng = rng or _random.generator()
     return Tensor._wrap(rng.standard_normal(shape).astype(dtype), requires_grad)
 
 

@@ -62,6 +62,42 @@ CASES = {
     "linear": [(tg.linear, (_t(4, 3), _t(2, 3), _t(2)))],
     "softmax": [(tg.softmax, (_t(3, 4),))],
     "log_softmax": [(lambda a: tg.log_softmax(a, axis=0), (_t(3, 4),))],
+    "conv2d": [
+        (lambda x, w, b: tg.conv2d(x, w, b), (_t(2, 3, 6, 5), _t(4, 3, 3, 3), _t(4))),
+        (lambda x, w: tg.conv2d(x, w, stride=2, padding=1), (_t(3, 2, 7, 6), _t(2, 2, 3, 2))),
+        (lambda x, w, b: tg.conv2d(x, w, b, padding=2), (_t(2, 1, 5, 4), _t(3, 1, 5, 5), _t(3))),
+        (lambda x, w: tg.conv2d(x, w, stride=2), (_t(1, 2, 6, 9), _t(2, 2, 2, 4))),
+        (lambda x, w: tg.conv2d(x, w, stride=1, padding=1), (_t(2, 3, 4, 4), _t(2, 3, 4, 4))),
+    ],
+    "max_pool2d": [
+        (lambda x: tg.max_pool2d(x, kernel_size=2), (_t(2, 3, 6, 4),)),
+        (lambda x: tg.max_pool2d(x, kernel_size=2), (_t(1, 2, 7, 5),)),  # odd sizes floored
+        (lambda x: tg.max_pool2d(x, kernel_size=3, stride=2), (_t(2, 2, 7, 8),)),
+        (lambda x: tg.max_pool2d(x, kernel_size=2, stride=1), (_t(1, 1, 4, 5),)),
+    ],
+    "batch_norm": [
+        (
+            lambda x, w, b: tg.batch_norm(
+                x, w, b, running_mean=np.zeros(3), running_var=np.ones(3), training=True
+            ),
+            (_t(4, 3, 2, 5), _t(3, positive=True), _t(3)),
+        ),
+        (
+            lambda x: tg.batch_norm(
+                x, running_mean=np.zeros(2), running_var=np.ones(2), training=True
+            ),
+            (_t(3, 2, 3, 3),),
+        ),
+        (
+            lambda x, w, b: tg.batch_norm(
+                x, w, b, running_mean=np.full(3, 0.5), running_var=np.full(3, 2.0), training=False
+            ),
+            (_t(2, 3, 4, 4), _t(3, positive=True), _t(3)),
+        ),
+    ],
+    "gelu": [(tg.gelu, (_t(3, 7),))],
+    # The same seed before each evaluation gives the same mask, so the function is fixed.
+    "dropout": [(lambda x: (tg.manual_seed(0), tg.dropout(x, p=0.4))[1], (_t(4, 6),))],
     "cross_entropy": [(lambda a: tg.cross_entropy(a, np.array([0, 3, 1])), (_t(3, 4),))],
 }
 

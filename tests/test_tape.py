@@ -235,3 +235,11 @@ def test_a_wrong_vjp_shape_is_reported_by_name():
             bad_shape(_leaf(1.0, 2.0)).sum().backward()
     finally:
         PRIMITIVES.pop("bad_shape")
+
+
+def test_float32_networks_get_float32_gradients():
+    x = tg.tensor(np.array([[1.0, 3.0, 3.0]], np.float32), requires_grad=True)
+    y = tg.tensor(np.array([[2.0, 1.0, 3.0]], np.float32), requires_grad=True)
+    loss = (tg.maximum(x, y) + x.max(axis=1, keepdims=True) * tg.gelu(y)).sum()
+    loss.backward()
+    assert x.grad.dtype == np.float32 and y.grad.dtype == np.float32

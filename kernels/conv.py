@@ -1,0 +1,187 @@
+"""2-D convolution (cross-correlation, as in PyTorch): forward and backward on NCHW arrays.
+
+Stride 1 runs the direct shifted-plane kernels of kernels.direct (no column matrix at all).
+Other strides use im2col plus one BLAS GEMM per pass over the whole batch:
+  forward:  Y = W2 @ cols with W2 = w.reshape(C_out, C * kh * kw); Y is (C_out, N, OH, OW), so one
+            jitted pass adds the bias and moves it to (N, C_out, OH, OW);
+  backward: G = grad_out moved to (C_out, N * OH * OW) (the same pass sums it into db),
+            dW = G @ cols.T,  dcols = W2.T @ G,  dx = col2im(dcols).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+from kernels import direct
+from kernels._geometry import ConvGeometry, Pair, conv_geometry
+from kernels.im2col import _col2im_kernel, _im2col_kernel
+from kernels.threads import exclusive
+
+
+class ConvSaved(NamedTuple):
+    """What conv2d_backward needs from conv2d_forward: how it ran and the array it kept.
+
+    method "direct": data is the zero-padded input (N, C + 1, plane) of kernels.direct;
+    method "im2col": data is the column matrix (C * kh * kw, N * OH * OW) of kernels.im2col.
+    """
+
+    method: str
+    data: np.ndarray
+
+
+@njit(cache=True, parallel=True)
+def _channels_first_to_batch_first(y, bias, out):
+    """out[n, o] = y[o, n] + bias[o], with y (C_out, N * P) and out (N, C_out, OH, OW)."""
+    n_images, out_channels = out.shape[0], out.shape[1]
+    plane = out.shape[2] * out.shape[3]
+    y_flat = y.reshape(-1)
+    out_flat = out.reshape(-1)
+    for task in prange(n_images * out_channels):
+        o = task % out_channels
+        n = task // out_channels
+        shift = bias[o]
+        src = (o * n_images + n) * plane
+        dst = task * plane
+        for p in range(plane):
+            out_flat[dst + p] = y_flat[src + p] + shift
+
+
+# "reassoc" only lets LLVM vectorise the sum; NaN and infinity semantics are kept.
+@njit(cache=True, parallel=True, fastmath={"reassoc"})
+def _batch_first_to_channels_first(grad, out, sums):
+    """out[o, n] = grad[n, o] and sums[o] = grad[:, o].sum(), with grad (N, C_out, OH, OW)."""
+    n_images, out_channels = grad.shape[0], grad.shape[1]
+    plane = grad.shape[2] * grad.shape[3]
+    grad_flat = grad.reshape(-1)
+    out_flat = out.reshape(-1)
+    for o in prange(out_channels):
+        total = 0.0
+        for n in range(n_images):
+            src = (n * out_channels + o) * plane
+            dst = (o * n_images + n) * plane
+            for p in range(plane):
+                value = grad_flat[src + p]
+                out_flat[dst + p] = value
+                total += value
+        sums[o] = total
+
+
+def conv2d_output_shape(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair = 1, padding: Pair = 0
+) -> tuple[int, int, int, int]:
+    """(N, C_out, OH, OW) of conv2d on these shapes; ValueError if they do not fit together."""
+    g = conv_geometry("conv2d", x_shape, w_shape, stride, padding)
+    return g.n_images, g.out_channels, g.out_h, g.out_w
+
+
+def _float_dtype(name: str, **arrays: np.ndarray | None) -> np.dtype:
+    """The one float dtype (float32 or float64) all given arrays share; TypeError otherwise."""
+    dtypes = {key: a.dtype for key, a in arrays.items() if a is not None}
+    kinds = set(dtypes.values())
+    if len(kinds) != 1 or next(iter(kinds)) not in (np.float32, np.float64):
+        described = ", ".join(f"{key} is {dt}" for key, dt in dtypes.items())
+        raise TypeError(f"{name}: arrays must all be float32 or all float64, but {described}")
+    return next(iter(kinds))
+
+
+def conv2d_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: Pair = 1, padding: Pair = 0
+) -> tuple[np.ndarray, ConvSaved]:
+    """Convolve x (N, C, H, W) with w (C_out, C, kh, kw), add b (C_out,); zero padding.
+
+    Returns (out, saved): out is (N, C_out, OH, OW), C-contiguous, of x's dtype (float32 or
+    float64, shared by all arrays); saved is opaque, for conv2d_backward.
+    """
+    g = conv_geometry("conv2d", x.shape, w.shape, stride, padding)
+    dtype = _float_dtype("conv2d", x=x, w=w, b=b)
+    if b is not None and b.shape != (g.out_channels,):
+        raise ValueError(
+            f"conv2d: bias shape {b.shape} does not match weight shape {w.shape}; "
+            f"expected ({g.out_channels},)"
+        )
+    x = np.ascontiguousarray(x)
+    w = np.ascontiguousarray(w)
+    bias = np.zeros(g.out_channels, dtype) if b is None else np.ascontiguousarray(b)
+    return _forward(g, x, w, bias)
+
+
+@exclusive
+def _forward(g: ConvGeometry, x: np.ndarray, w: np.ndarray, bias: np.ndarray):
+    if g.stride == (1, 1):
+        out, padded = direct.forward(x, w, bias, g.padding)
+        return out, ConvSaved("direct", padded)
+    cols = np.empty((g.channels * g.kh * g.kw, g.n_images * g.out_h * g.out_w), x.dtype)
+    _im2col_kernel(x, g.kh, g.kw, *g.stride, *g.padding, g.out_h, g.out_w, cols)
+    y = np.matmul(w.reshape(g.out_channels, -1), cols)
+    out = np.empty((g.n_images, g.out_channels, g.out_h, g.out_w), x.dtype)
+    _channels_first_to_batch_first(y, bias, out)
+    return out, ConvSaved("im2col", cols)
+
+
+def conv2d_backward(
+    grad_out: np.ndarray,
+    saved: ConvSaved,
+    x_shape: tuple[int, int, int, int],
+    w: np.ndarray,
+    stride: Pair = 1,
+    padding: Pair = 0,
+    need_input_grad: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients (dx, dw, db) of conv2d_forward from grad_out (N, C_out, OH, OW).
+
+    `saved` is what conv2d_forward returned. dx is None when need_input_grad is False (for
+    example the first layer, whose input is data), which skips a third of the work.
+    """
+    g = conv_geometry("conv2d backward", x_shape, w.shape, stride, padding)
+    _float_dtype("conv2d backward", grad_out=grad_out, saved=saved.data, w=w)
+    expected = (g.n_images, g.out_channels, g.out_h, g.out_w)
+    if grad_out.shape != expected:
+        raise ValueError(
+            f"conv2d backward: grad_out has shape {grad_out.shape}, expected {expected}"
+        )
+    expected_method = "direct" if g.stride == (1, 1) else "im2col"
+    if saved.method != expected_method:
+        raise ValueError(
+            f"conv2d backward: saved comes from the {saved.method!r} method but stride {g.stride} "
+            f"uses {expected_method!r}; pass the stride given to conv2d_forward"
+        )
+    grad_out = np.ascontiguousarray(grad_out)
+    w = np.ascontiguousarray(w)
+    return _backward(g, grad_out, saved.data, w, need_input_grad)
+
+
+@exclusive
+def _backward(
+    g: ConvGeometry, grad_out: np.ndarray, data: np.ndarray, w: np.ndarray, need_input_grad: bool
+):
+    dtype = grad_out.dtype
+    if g.stride == (1, 1):
+        dx, dw = direct.backward(
+            grad_out,
+            data,
+            (g.n_images, g.channels, g.height, g.width),
+            w,
+            g.padding,
+            need_input_grad,
+        )
+        return dx, dw, grad_out.sum(axis=(0, 2, 3))
+    expected_cols = (g.channels * g.kh * g.kw, g.n_images * g.out_h * g.out_w)
+    if data.shape != expected_cols:
+        raise ValueError(
+            f"conv2d backward: saved columns have shape {data.shape}, expected {expected_cols}"
+        )
+    grad_cols = np.empty((g.out_channels, g.n_images * g.out_h * g.out_w), dtype)
+    sums = np.empty(g.out_channels, np.float64)
+    _batch_first_to_channels_first(grad_out, grad_cols, sums)
+    w_matrix = w.reshape(g.out_channels, -1)
+    dw = np.matmul(grad_cols, data.T).reshape(w.shape)
+    db = sums.astype(dtype)
+    if not need_input_grad:
+        return None, dw, db
+    dcols = np.matmul(w_matrix.T, grad_cols)
+    dx = np.empty((g.n_images, g.channels, g.height, g.width), dtype)
+    _col2im_kernel(dcols, g.kh, g.kw, *g.stride, *g.padding, g.out_h, g.out_w, dx)
+    return dx, dw, db

@@ -1,0 +1,122 @@
+"""im2col / col2im for NCHW images: unroll sliding windows into a matrix so a convolution is one GEMM.
+
+Column layout (chosen so that the whole minibatch is one large GEMM):
+
+    cols[(c * kh + i) * kw + j, n * OH * OW + oh * OW + ow]
+        = x[n, c, oh * stride_h + i - pad_h, ow * stride_w + j - pad_w]   (0 outside the image)
+
+that is, cols has shape (C * kh * kw, N * OH * OW): one row per (input channel, kernel row,
+kernel column), one column per output pixel of every image. ``w.reshape(C_out, -1) @ cols``
+is then the convolution for the whole batch, laid out (C_out, N, OH, OW).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from kernels._geometry import Pair, conv_geometry, pair
+
+
+@njit(cache=True)
+def _valid_range(kernel_offset: int, stride: int, pad: int, in_size: int, out_size: int):
+    """Output positions [lo, hi) whose input coordinate o * stride + offset - pad is inside [0, in_size)."""
+    lo = 0
+    if kernel_offset < pad:
+        lo = (pad - kernel_offset + stride - 1) // stride
+    top = in_size - 1 + pad - kernel_offset
+    hi = top // stride + 1 if top >= 0 else 0
+    lo = min(lo, out_size)
+    hi = min(hi, out_size)
+    return lo, max(lo, hi)
+
+
+@njit(cache=True, parallel=True)
+def _im2col_kernel(x, kh, kw, sh, sw, ph, pw, out_h, out_w, cols):
+    n_images, channels, height, width = x.shape
+    n_rows = channels * kh * kw
+    # cols viewed as (row, image, OH * OW). Slices keep every inner index provably non-negative,
+    # so numba emits plain vector loads and stores instead of gathers.
+    by_image = cols.reshape(n_rows, n_images, out_h * out_w)
+    # One task per (row of cols, image): a contiguous run of OH * OW entries, disjoint from all others.
+    for task in prange(n_rows * n_images):
+        n = task % n_images
+        row = task // n_images
+        j = row % kw
+        i = (row // kw) % kh
+        c = row // (kw * kh)
+        lo, hi = _valid_range(j, sw, pw, width, out_w)
+        block = by_image[row, n]
+        for oh in range(out_h):
+            ih = oh * sh + i - ph
+            dst = block[oh * out_w : (oh + 1) * out_w]
+            if ih < 0 or ih >= height:
+                dst[:] = 0
+                continue
+            dst[:lo] = 0
+            dst[hi:] = 0
+            if hi > lo:
+                piece = dst[lo:hi]
+                source = x[n, c, ih, lo * sw + j - pw : (hi - 1) * sw + j - pw + 1 : sw]
+                for t in range(hi - lo):
+                    piece[t] = source[t]
+
+
+@njit(cache=True, parallel=True)
+def _col2im_kernel(cols, kh, kw, sh, sw, ph, pw, out_h, out_w, x):
+    n_images, channels, height, width = x.shape
+    by_image = cols.reshape(channels * kh * kw, n_images, out_h * out_w)
+    # One task per (image, channel): it alone writes that plane of x, so overlapping windows never race.
+    for task in prange(n_images * channels):
+        n = task // channels
+        c = task % channels
+        plane = x[n, c]
+        plane[:] = 0
+        for i in range(kh):
+            for j in range(kw):
+                lo, hi = _valid_range(j, sw, pw, width, out_w)
+                if hi <= lo:
+                    continue
+                block = by_image[(c * kh + i) * kw + j, n]
+                for oh in range(out_h):
+                    ih = oh * sh + i - ph
+                    if ih < 0 or ih >= height:
+                        continue
+                    source = block[oh * out_w + lo : oh * out_w + hi]
+                    target = plane[ih, lo * sw + j - pw : (hi - 1) * sw + j - pw + 1 : sw]
+                    for t in range(hi - lo):
+                        target[t] += source[t]
+
+
+def im2col(x: np.ndarray, kernel_size: Pair, stride: Pair = 1, padding: Pair = 0) -> np.ndarray:
+    """Unroll the (kh, kw) windows of x (N, C, H, W) into cols (C * kh * kw, N * OH * OW), zero padded."""
+    kh, kw = pair(kernel_size, "kernel_size")
+    channels = x.shape[1] if x.ndim == 4 else 1  # a wrong rank is reported by conv_geometry
+    g = conv_geometry("im2col", x.shape, (1, channels, kh, kw), stride, padding)
+    x = np.ascontiguousarray(x)
+    cols = np.empty((g.channels * kh * kw, g.n_images * g.out_h * g.out_w), dtype=x.dtype)
+    _im2col_kernel(x, kh, kw, *g.stride, *g.padding, g.out_h, g.out_w, cols)
+    return cols
+
+
+def col2im(
+    cols: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    kernel_size: Pair,
+    stride: Pair = 1,
+    padding: Pair = 0,
+) -> np.ndarray:
+    """Adjoint of im2col: sum each column entry back into the pixel it was copied from; returns (N, C, H, W)."""
+    kh, kw = pair(kernel_size, "kernel_size")
+    channels = x_shape[1] if len(x_shape) == 4 else 1
+    g = conv_geometry("col2im", tuple(x_shape), (1, channels, kh, kw), stride, padding)
+    expected = (g.channels * kh * kw, g.n_images * g.out_h * g.out_w)
+    if cols.shape != expected:
+        raise ValueError(
+            f"col2im: cols has shape {cols.shape} but x_shape {tuple(x_shape)} with kernel "
+            f"{(kh, kw)}, stride {g.stride}, padding {g.padding} needs {expected}"
+        )
+    cols = np.ascontiguousarray(cols)
+    x = np.empty(tuple(int(s) for s in x_shape), dtype=cols.dtype)
+    _col2im_kernel(cols, kh, kw, *g.stride, *g.padding, g.out_h, g.out_w, x)
+    return x
