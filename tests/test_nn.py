@@ -1,0 +1,104 @@
+"""Modules: parameter discovery, modes, state dicts, layers' errors, summary."""
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad import nn
+
+
+def _mlp():
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3, bias=False))
+
+
+def test_parameters_are_found_by_attribute_recursively():
+    class Net(nn.Module):
+        def __init__(self):
+            self.body = _mlp()
+            self.blocks = [nn.Linear(3, 3)]
+            self.scale = nn.Parameter(np.ones(1, np.float32))
+
+    names = [name for name, _ in Net().named_parameters()]
+    assert names == [
+        "scale",
+        "body.0.weight",
+        "body.0.bias",
+        "body.2.weight",
+        "blocks.0.weight",
+        "blocks.0.bias",
+    ]
+
+
+def test_train_eval_and_zero_grad():
+    model = _mlp()
+    model.eval()
+    assert all(not m.training for _, m in model.named_modules())
+    model.train()
+    assert model[0].training
+    tg.cross_entropy(model(tg.tensor(np.ones((2, 4)))), np.array([0, 1])).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    model.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_sequential_indexing_and_repr():
+    model = _mlp()
+    assert len(model) == 3 and isinstance(model[1], nn.ReLU) and len(model[:2]) == 2
+    assert "Linear(4, 8, bias=True)" in repr(model) and "(2): Linear(8, 3, bias=False)" in repr(
+        model
+    )
+
+
+def test_state_dict_round_trip_and_mismatch_errors():
+    model, other = _mlp(), _mlp()
+    other.load_state_dict(model.state_dict())
+    for (_, a), (_, b) in zip(model.named_parameters(), other.named_parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+    state = model.state_dict()
+    state["0.weight"][...] = 0  # a copy: the model is untouched
+    assert np.any(model[0].weight.data != 0)
+
+    bad = dict(state, extra=np.zeros(1))
+    del bad["0.bias"]
+    bad["2.weight"] = np.zeros((5, 5))
+    with pytest.raises(ValueError) as caught:
+        other.load_state_dict(bad)
+    message = str(caught.value)
+    assert "missing keys ['0.bias']" in message and "unexpected keys ['extra']" in message
+    assert "2.weight: checkpoint (5, 5), model (3, 8)" in message
+    with pytest.raises(ValueError, match="mismatched shapes"):
+        other.load_state_dict(bad, strict=False)
+    del bad["2.weight"]
+    other.load_state_dict(bad, strict=False)  # only the fitting keys
+
+
+def test_layers_name_themselves_in_shape_errors():
+    with pytest.raises(
+        ValueError,
+        match=r"Linear\(4, 8, bias=True\) got input of shape \(2, 5\), expected \(N, 4\)",
+    ):
+        _mlp()(tg.zeros(2, 5))
+
+
+def test_initialisation_is_the_assignments_and_reproducible():
+    tg.manual_seed(0)
+    first = nn.Linear(400, 300).weight.data
+    tg.manual_seed(0)
+    np.testing.assert_array_equal(first, nn.Linear(400, 300).weight.data)
+    assert first.dtype == np.float32
+    assert first.std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)
+    assert np.all(nn.Linear(400, 300).bias.data == 0)
+
+
+def test_cross_entropy_loss_module():
+    loss = nn.CrossEntropyLoss(label_smoothing=0.1)
+    logits = tg.tensor(np.random.default_rng(0).standard_normal((3, 4)))
+    expected = tg.cross_entropy(logits, np.array([0, 1, 2]), label_smoothing=0.1).item()
+    assert loss(logits, np.array([0, 1, 2])).item() == pytest.approx(expected)
+
+
+def test_summary_lists_output_shapes_and_parameter_counts(capsys):
+    rows = nn.summary(_mlp(), (4,))
+    assert [r["output_shape"] for r in rows] == [(8,), (8,), (3,)]
+    assert [r["parameters"] for r in rows] == [40, 0, 24]
+    assert "total" in capsys.readouterr().out
