@@ -30,3 +30,17 @@ def data_root() -> Path:
     if os.environ.get("TAPEGRAD_REQUIRE_DATA") == "1":
         pytest.fail(f"{message}; TAPEGRAD_REQUIRE_DATA=1 requires them")
     pytest.skip(message)
+
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+@pytest.fixture(scope="session")
+def load_experiment():
+    """Import a script from experiments/ by name (its folder on sys.path, as when run)."""
+    import importlib
+    import sys
+
+    if str(EXPERIMENTS) not in sys.path:
+        sys.path.insert(0, str(EXPERIMENTS))
+    return importlib.import_module

@@ -1,0 +1,68 @@
+"""The course's MNIST starter network and settings, trained and analysed (exercise 6).
+
+    python experiments/mnist_starter.py [--out runs/mnist_starter] [--seed 0] [--iterations N]
+                                        [--batch-size B] [--data-dir DIR]
+
+Writes metrics.json, predictions.npy, model.npz, history.json and the figures filters.png,
+misclassified.png, confusion_matrix.png and curves.png to --out; prints the test accuracy.
+The network, initialisation and settings are those of ../shared/reference/starters.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from common import run_starter
+
+from tapegrad import nn
+from tapegrad.data import load_mnist
+
+SETTINGS = {
+    "learning_rate": 4e-3,
+    "momentum": 0.95,
+    "weight_decay": 0.01,
+    "iterations": 5000,
+    "batch_size": 16,
+}
+
+
+def build_model() -> nn.Sequential:
+    """conv5 1-16, relu, pool, conv5 16-16, relu, conv5 16-16, relu, pool, linear 784-10."""
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 16, 5, padding=2),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(784, 10),
+    )
+    # The skeleton scaled the first layer as if it had 3 input channels: N(0,1)/sqrt(5*5*3/2).
+    model[0].weight.data[...] = nn.he_normal((16, 1, 5, 5), fan_in=5 * 5 * 3)
+    return model
+
+
+def normalise(train_images: np.ndarray, test_images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels to [0, 1], minus the single mean intensity of the training set."""
+    train = train_images.astype(np.float32) / 255
+    mean = train.mean()
+    return train - mean, test_images.astype(np.float32) / 255 - mean
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return run_starter(
+        argv,
+        description=__doc__.split("\n")[0],
+        default_out="runs/mnist_starter",
+        settings=SETTINGS,
+        build_model=build_model,
+        load_data=load_mnist,
+        normalise=normalise,
+        class_names=[str(digit) for digit in range(10)],
+    )
+
+
+if __name__ == "__main__":
+    main()
