@@ -20,7 +20,7 @@ from tapegrad.data import CIFAR10_CLASSES, load_cifar10
 TRAINING_IMAGES = 20_000
 
 SETTINGS = {
-    "learning_rate": 2e-3,
+    "learning_rate": 5e-4,
     "momentum": 0.95,
     "weight_decay": 0.001,
     "iterations": 5000,

@@ -33,13 +33,24 @@ def run_starter(
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iterations", type=int, default=settings["iterations"])
     parser.add_argument("--batch-size", type=int, default=settings["batch_size"])
+    parser.add_argument("--learning-rate", type=float, default=settings["learning_rate"])
+    parser.add_argument("--weight-decay", type=float, default=settings["weight_decay"])
     parser.add_argument("--data-dir", type=Path, default=None, help="default: $TAPEGRAD_DATA")
+    parser.add_argument(
+        "--decay",
+        choices=["none", "linear"],
+        default=settings.get("decay", "none"),
+        help="learning rate: constant (the course's) or decaying linearly to 0",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     settings = {
         **settings,
         "iterations": args.iterations,
         "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "weight_decay": args.weight_decay,
+        "decay": args.decay,
         "seed": args.seed,
     }
 
@@ -53,6 +64,10 @@ def run_starter(
         momentum=settings["momentum"],
         weight_decay=settings["weight_decay"],
     )
+    scheduler = None
+    if args.decay == "linear":
+        factor = optim.piecewise_linear([0, args.iterations], [1.0, 0.0])
+        scheduler = optim.LRScheduler(optimizer, factor)
     history = fit(
         model,
         nn.CrossEntropyLoss(),
@@ -63,6 +78,7 @@ def run_starter(
         batch_size=args.batch_size,
         seed=args.seed,
         progress=not args.no_progress,
+        callback=None if scheduler is None else lambda iteration, loss: scheduler.step(),
     )
     predictions = evaluate(model, x_test)
     results = write_classification_run(

@@ -16,12 +16,16 @@ from common import run_starter
 from tapegrad import nn
 from tapegrad.data import load_mnist
 
+# The course's momentum, weight decay and iterations. Its learning rate (4e-3) and batch
+# (16) reach 96.3 % here, and PyTorch with the same initialisation and updates 96.2 %, so
+# for the stated 98 % the batch is 64, the rate 0.04, decaying linearly to 0 (see README).
 SETTINGS = {
-    "learning_rate": 4e-3,
+    "learning_rate": 0.04,
     "momentum": 0.95,
     "weight_decay": 0.01,
     "iterations": 5000,
-    "batch_size": 16,
+    "batch_size": 64,
+    "decay": "linear",
 }
 
 
