@@ -115,6 +115,35 @@ def airbench_conv(layers: ModuleType, widths: tuple[int, int, int] = (64, 256, 2
     )
 
 
+def airbench(layers: ModuleType, widths: tuple[int, int, int] = (64, 256, 256)) -> Any:
+    """The airbench94 network on 3 x 32 x 32: a 2x2 (whitening) stem conv 3 -> 24 and GELU,
+    three blocks (conv, pool 2, BatchNorm, GELU, conv, BatchNorm, GELU) of `widths` channels,
+    a global max pool over the remaining 3 x 3, and a linear layer without bias.
+    """
+
+    def block(c_in: int, c_out: int) -> list:
+        return [
+            layers.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+            layers.MaxPool2d(2),
+            layers.BatchNorm2d(c_out),
+            layers.GELU(approximate="tanh"),
+            layers.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+            layers.BatchNorm2d(c_out),
+            layers.GELU(approximate="tanh"),
+        ]
+
+    return layers.Sequential(
+        layers.Conv2d(3, 24, 2),
+        layers.GELU(approximate="tanh"),
+        *block(24, widths[0]),
+        *block(widths[0], widths[1]),
+        *block(widths[1], widths[2]),
+        layers.MaxPool2d(3),  # global max pool: 31 -> 15 -> 7 -> 3 after the three blocks
+        layers.Flatten(),
+        layers.Linear(widths[2], CLASSES, bias=False),
+    )
+
+
 @dataclass(frozen=True)
 class Network:
     """A network to benchmark: its builder (given tapegrad.nn or torch.nn) and input shape."""
@@ -127,6 +156,7 @@ NETWORKS: dict[str, Network] = {
     "mnist_starter": Network(mnist_starter, (1, 28, 28)),
     "cifar_starter": Network(cifar_starter, (3, 32, 32)),
     "airbench_conv": Network(airbench_conv, (3, 32, 32)),
+    "airbench": Network(airbench, (3, 32, 32)),
 }
 
 

@@ -1,8 +1,22 @@
-"""Numba kernels on plain C-contiguous NCHW arrays: im2col convolution and max pooling, forward and backward."""
+"""Numba kernels on NCHW arrays: convolution, im2col and max pooling, forward and backward."""
 
-from kernels.conv import ConvSaved, conv2d_backward, conv2d_forward, conv2d_output_shape
-from kernels.im2col import col2im, im2col
-from kernels.pool import maxpool2d_backward, maxpool2d_forward, maxpool2d_output_shape
+from kernels.threads import configure
+
+configure()
+
+from kernels.activations import gelu_forward  # noqa: E402
+from kernels.conv import (  # noqa: E402  (threads are configured before any kernel runs)
+    ConvSaved,
+    conv2d_backward,
+    conv2d_forward,
+    conv2d_output_shape,
+)
+from kernels.im2col import col2im, im2col  # noqa: E402
+from kernels.pool import (  # noqa: E402
+    maxpool2d_backward,
+    maxpool2d_forward,
+    maxpool2d_output_shape,
+)
 
 __all__ = [
     "ConvSaved",
@@ -10,6 +24,7 @@ __all__ = [
     "conv2d_backward",
     "conv2d_forward",
     "conv2d_output_shape",
+    "gelu_forward",
     "im2col",
     "maxpool2d_backward",
     "maxpool2d_forward",

@@ -1,4 +1,4 @@
-"""Shape checks and output-size arithmetic shared by the kernels, done in Python before any jitted code."""
+"""Shape checks and output sizes shared by the kernels, done in Python before any jitted code."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def conv_geometry(
     stride: Pair,
     padding: Pair,
 ) -> ConvGeometry:
-    """Check an NCHW input against (C_out, C, kh, kw) weights and return the output size; ValueError if unfit."""
+    """Check NCHW input against (C_out, C, kh, kw) weights; a ValueError names unfit shapes."""
     x_shape = tuple(int(s) for s in x_shape)
     w_shape = tuple(int(s) for s in w_shape)
     if len(x_shape) != 4:

@@ -37,16 +37,14 @@ def _channels_first_to_batch_first(y, bias, out):
     """out[n, o] = y[o, n] + bias[o], with y (C_out, N * P) and out (N, C_out, OH, OW)."""
     n_images, out_channels = out.shape[0], out.shape[1]
     plane = out.shape[2] * out.shape[3]
-    y_flat = y.reshape(-1)
-    out_flat = out.reshape(-1)
     for task in prange(n_images * out_channels):
-        o = task % out_channels
         n = task // out_channels
+        o = task % out_channels
         shift = bias[o]
-        src = (o * n_images + n) * plane
-        dst = task * plane
+        source = y[o, n * plane : (n + 1) * plane]
+        target = out[n, o].reshape(-1)
         for p in range(plane):
-            out_flat[dst + p] = y_flat[src + p] + shift
+            target[p] = source[p] + shift
 
 
 # "reassoc" only lets LLVM vectorise the sum; NaN and infinity semantics are kept.
@@ -55,17 +53,14 @@ def _batch_first_to_channels_first(grad, out, sums):
     """out[o, n] = grad[n, o] and sums[o] = grad[:, o].sum(), with grad (N, C_out, OH, OW)."""
     n_images, out_channels = grad.shape[0], grad.shape[1]
     plane = grad.shape[2] * grad.shape[3]
-    grad_flat = grad.reshape(-1)
-    out_flat = out.reshape(-1)
     for o in prange(out_channels):
         total = 0.0
         for n in range(n_images):
-            src = (n * out_channels + o) * plane
-            dst = (o * n_images + n) * plane
+            source = grad[n, o].reshape(-1)
+            target = out[o, n * plane : (n + 1) * plane]
             for p in range(plane):
-                value = grad_flat[src + p]
-                out_flat[dst + p] = value
-                total += value
+                target[p] = source[p]
+                total += source[p]
         sums[o] = total
 
 
@@ -148,6 +143,16 @@ def conv2d_backward(
             f"conv2d backward: saved comes from the {saved.method!r} method but stride {g.stride} "
             f"uses {expected_method!r}; pass the stride given to conv2d_forward"
         )
+    expected = (
+        direct.padded_shape(x_shape, g.padding)
+        if g.stride == (1, 1)
+        else (g.channels * g.kh * g.kw, g.n_images * g.out_h * g.out_w)
+    )
+    if saved.data.shape != expected:
+        raise ValueError(
+            f"conv2d backward: saved data has shape {saved.data.shape}, expected {expected} "
+            f"for input shape {tuple(x_shape)}"
+        )
     grad_out = np.ascontiguousarray(grad_out)
     w = np.ascontiguousarray(w)
     return _backward(g, grad_out, saved.data, w, need_input_grad)
@@ -168,11 +173,6 @@ def _backward(
             need_input_grad,
         )
         return dx, dw, grad_out.sum(axis=(0, 2, 3))
-    expected_cols = (g.channels * g.kh * g.kw, g.n_images * g.out_h * g.out_w)
-    if data.shape != expected_cols:
-        raise ValueError(
-            f"conv2d backward: saved columns have shape {data.shape}, expected {expected_cols}"
-        )
     grad_cols = np.empty((g.out_channels, g.n_images * g.out_h * g.out_w), dtype)
     sums = np.empty(g.out_channels, np.float64)
     _batch_first_to_channels_first(grad_out, grad_cols, sums)

@@ -1,4 +1,4 @@
-"""im2col / col2im for NCHW images: unroll sliding windows into a matrix so a convolution is one GEMM.
+"""im2col / col2im for NCHW images: windows unrolled into a matrix, so a convolution is one GEMM.
 
 Column layout (chosen so that the whole minibatch is one large GEMM):
 
@@ -16,11 +16,12 @@ import numpy as np
 from numba import njit, prange
 
 from kernels._geometry import Pair, conv_geometry, pair
+from kernels.threads import LAUNCH_LOCK
 
 
 @njit(cache=True)
 def _valid_range(kernel_offset: int, stride: int, pad: int, in_size: int, out_size: int):
-    """Output positions [lo, hi) whose input coordinate o * stride + offset - pad is inside [0, in_size)."""
+    """Output positions [lo, hi) whose input o * stride + offset - pad lies in [0, in_size)."""
     lo = 0
     if kernel_offset < pad:
         lo = (pad - kernel_offset + stride - 1) // stride
@@ -38,7 +39,7 @@ def _im2col_kernel(x, kh, kw, sh, sw, ph, pw, out_h, out_w, cols):
     # cols viewed as (row, image, OH * OW). Slices keep every inner index provably non-negative,
     # so numba emits plain vector loads and stores instead of gathers.
     by_image = cols.reshape(n_rows, n_images, out_h * out_w)
-    # One task per (row of cols, image): a contiguous run of OH * OW entries, disjoint from all others.
+    # One task per (row of cols, image): a contiguous run of OH * OW entries, disjoint from others.
     for task in prange(n_rows * n_images):
         n = task % n_images
         row = task // n_images
@@ -66,7 +67,8 @@ def _im2col_kernel(x, kh, kw, sh, sw, ph, pw, out_h, out_w, cols):
 def _col2im_kernel(cols, kh, kw, sh, sw, ph, pw, out_h, out_w, x):
     n_images, channels, height, width = x.shape
     by_image = cols.reshape(channels * kh * kw, n_images, out_h * out_w)
-    # One task per (image, channel): it alone writes that plane of x, so overlapping windows never race.
+    # One task per (image, channel): it alone writes that plane of x, so overlapping windows (which
+    # add into the same pixels) never race.
     for task in prange(n_images * channels):
         n = task // channels
         c = task % channels
@@ -89,13 +91,17 @@ def _col2im_kernel(cols, kh, kw, sh, sw, ph, pw, out_h, out_w, x):
 
 
 def im2col(x: np.ndarray, kernel_size: Pair, stride: Pair = 1, padding: Pair = 0) -> np.ndarray:
-    """Unroll the (kh, kw) windows of x (N, C, H, W) into cols (C * kh * kw, N * OH * OW), zero padded."""
+    """Unroll the (kh, kw) windows of x (N, C, H, W) into cols (C * kh * kw, N * OH * OW).
+
+    Zero padding; see the module docstring for the layout.
+    """
     kh, kw = pair(kernel_size, "kernel_size")
     channels = x.shape[1] if x.ndim == 4 else 1  # a wrong rank is reported by conv_geometry
     g = conv_geometry("im2col", x.shape, (1, channels, kh, kw), stride, padding)
     x = np.ascontiguousarray(x)
     cols = np.empty((g.channels * kh * kw, g.n_images * g.out_h * g.out_w), dtype=x.dtype)
-    _im2col_kernel(x, kh, kw, *g.stride, *g.padding, g.out_h, g.out_w, cols)
+    with LAUNCH_LOCK:
+        _im2col_kernel(x, kh, kw, *g.stride, *g.padding, g.out_h, g.out_w, cols)
     return cols
 
 
@@ -106,7 +112,7 @@ def col2im(
     stride: Pair = 1,
     padding: Pair = 0,
 ) -> np.ndarray:
-    """Adjoint of im2col: sum each column entry back into the pixel it was copied from; returns (N, C, H, W)."""
+    """Adjoint of im2col: add each entry of cols back onto the pixel it came from; (N, C, H, W)."""
     kh, kw = pair(kernel_size, "kernel_size")
     channels = x_shape[1] if len(x_shape) == 4 else 1
     g = conv_geometry("col2im", tuple(x_shape), (1, channels, kh, kw), stride, padding)
@@ -118,5 +124,6 @@ def col2im(
         )
     cols = np.ascontiguousarray(cols)
     x = np.empty(tuple(int(s) for s in x_shape), dtype=cols.dtype)
-    _col2im_kernel(cols, kh, kw, *g.stride, *g.padding, g.out_h, g.out_w, x)
+    with LAUNCH_LOCK:
+        _col2im_kernel(cols, kh, kw, *g.stride, *g.padding, g.out_h, g.out_w, x)
     return x

@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from kernels._geometry import Pair, pair
+from kernels.threads import LAUNCH_LOCK
 
 
 @njit(cache=True, inline="always")
@@ -21,85 +22,83 @@ def _beats(value, best) -> bool:
 
 @njit(cache=True, parallel=True)
 def _maxpool_kernel(x, kh, kw, sh, sw, out, argmax):
-    n_images, channels, height, width = x.shape
+    n_images, channels, _, width = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
-    x_flat = x.reshape(-1)
-    out_flat = out.reshape(-1)
-    argmax_flat = argmax.reshape(-1)
     for plane in prange(n_images * channels):
-        src = plane * height * width
-        dst = plane * out_h * out_w
+        n = plane // channels
+        c = plane % channels
         for oh in range(out_h):
+            values = out[n, c, oh]
+            where = argmax[n, c, oh]
+            top = oh * sh
+            first = x[n, c, top]
             for ow in range(out_w):
-                top_left = oh * sh * width + ow * sw
-                best = x_flat[src + top_left]
-                best_index = top_left
-                for i in range(kh):
-                    for j in range(kw):
-                        index = top_left + i * width + j
-                        value = x_flat[src + index]
-                        if _beats(value, best):
-                            best = value
-                            best_index = index
-                k = dst + oh * out_w + ow
-                out_flat[k] = best
-                argmax_flat[k] = best_index
+                values[ow] = first[ow * sw]
+                where[ow] = top * width + ow * sw
+            # Offsets (i, j) in the scan order of one window; the inner loop runs along the row.
+            for i in range(kh):
+                row = x[n, c, top + i]
+                for j in range(kw):
+                    start = (top + i) * width + j
+                    for ow in range(out_w):
+                        value = row[ow * sw + j]
+                        take = _beats(value, values[ow])
+                        values[ow] = value if take else values[ow]
+                        where[ow] = start + ow * sw if take else where[ow]
 
 
 @njit(cache=True, parallel=True)
 def _maxpool_2x2_kernel(x, out, argmax):
-    """The common 2x2, stride 2 case, unrolled: four loads and three comparisons per output."""
-    n_images, channels, height, width = x.shape
+    """The common 2x2, stride 2 case: four loads and three branch-free comparisons per output."""
+    n_images, channels, _, width = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
-    x_flat = x.reshape(-1)
-    out_flat = out.reshape(-1)
-    argmax_flat = argmax.reshape(-1)
     for plane in prange(n_images * channels):
-        src = plane * height * width
-        dst = plane * out_h * out_w
+        n = plane // channels
+        c = plane % channels
         for oh in range(out_h):
+            upper = x[n, c, 2 * oh]
+            lower = x[n, c, 2 * oh + 1]
+            values = out[n, c, oh]
+            where = argmax[n, c, oh]
+            start = 2 * oh * width
             for ow in range(out_w):
-                top_left = 2 * oh * width + 2 * ow
-                best = x_flat[src + top_left]
-                best_index = top_left
-                value = x_flat[src + top_left + 1]
-                if _beats(value, best):
-                    best = value
-                    best_index = top_left + 1
-                value = x_flat[src + top_left + width]
-                if _beats(value, best):
-                    best = value
-                    best_index = top_left + width
-                value = x_flat[src + top_left + width + 1]
-                if _beats(value, best):
-                    best = value
-                    best_index = top_left + width + 1
-                k = dst + oh * out_w + ow
-                out_flat[k] = best
-                argmax_flat[k] = best_index
+                best = upper[2 * ow]
+                offset = 0
+                value = upper[2 * ow + 1]
+                take = _beats(value, best)
+                best = value if take else best
+                offset = 1 if take else offset
+                value = lower[2 * ow]
+                take = _beats(value, best)
+                best = value if take else best
+                offset = width if take else offset
+                value = lower[2 * ow + 1]
+                take = _beats(value, best)
+                best = value if take else best
+                offset = width + 1 if take else offset
+                values[ow] = best
+                where[ow] = start + 2 * ow + offset
 
 
 @njit(cache=True, parallel=True)
 def _maxpool_backward_kernel(grad_out, argmax, dx):
-    n_images, channels, height, width = dx.shape
-    plane_out = grad_out.shape[2] * grad_out.shape[3]
-    grad_flat = grad_out.reshape(-1)
-    argmax_flat = argmax.reshape(-1)
-    dx_flat = dx.reshape(-1)
+    n_images, channels = dx.shape[0], dx.shape[1]
     # One task per (image, channel) plane: overlapping windows only ever collide inside a plane.
     for plane in prange(n_images * channels):
-        dst = plane * height * width
-        for k in range(height * width):
-            dx_flat[dst + k] = 0
-        src = plane * plane_out
-        for k in range(plane_out):
-            dx_flat[dst + argmax_flat[src + k]] += grad_flat[src + k]
+        n = plane // channels
+        c = plane % channels
+        target = dx[n, c].reshape(-1)
+        target[:] = 0
+        grad = grad_out[n, c].reshape(-1)
+        index = argmax[n, c].reshape(-1)
+        for k in range(grad.shape[0]):
+            target[index[k]] += grad[k]
 
 
 def maxpool2d_output_shape(
     x_shape: tuple[int, ...], kernel_size: Pair, stride: Pair | None = None
 ) -> tuple[int, int, int, int]:
-    """(N, C, OH, OW) of max pooling; ValueError for a wrong rank, a bad stride or a too-large kernel."""
+    """(N, C, OH, OW) of max pooling; ValueError for a bad rank, stride or too-large kernel."""
     x_shape = tuple(int(s) for s in x_shape)
     if len(x_shape) != 4:
         raise ValueError(f"maxpool2d: input must be 4-D (N, C, H, W), got shape {x_shape}")
@@ -133,10 +132,11 @@ def maxpool2d_forward(
     x = np.ascontiguousarray(x)
     out = np.empty(out_shape, x.dtype)
     argmax = np.empty(out_shape, np.int32)
-    if (kh, kw, sh, sw) == (2, 2, 2, 2):
-        _maxpool_2x2_kernel(x, out, argmax)
-    else:
-        _maxpool_kernel(x, kh, kw, sh, sw, out, argmax)
+    with LAUNCH_LOCK:
+        if (kh, kw, sh, sw) == (2, 2, 2, 2):
+            _maxpool_2x2_kernel(x, out, argmax)
+        else:
+            _maxpool_kernel(x, kh, kw, sh, sw, out, argmax)
     return out, argmax
 
 
@@ -157,5 +157,6 @@ def maxpool2d_backward(
     grad_out = np.ascontiguousarray(grad_out)
     argmax = np.ascontiguousarray(argmax, dtype=np.int32)
     dx = np.empty(x_shape, grad_out.dtype)
-    _maxpool_backward_kernel(grad_out, argmax, dx)
+    with LAUNCH_LOCK:
+        _maxpool_backward_kernel(grad_out, argmax, dx)
     return dx

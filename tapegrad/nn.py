@@ -342,7 +342,11 @@ class BatchNorm2d(Module):
 
 
 class GELU(Module):
-    """GELU activation (tanh approximation)."""
+    """GELU activation, tanh approximation (PyTorch's `GELU(approximate="tanh")`)."""
+
+    def __init__(self, approximate: str = "tanh") -> None:
+        if approximate != "tanh":
+            raise ValueError(f"GELU: only approximate='tanh' is implemented, got {approximate!r}.")
 
     def forward(self, x: Tensor) -> Tensor:
         return ops.gelu(x)

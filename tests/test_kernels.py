@@ -1,0 +1,417 @@
+"""kernels/ against plain NumPy references: convolution, im2col/col2im and max pooling."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kernels
+
+DTYPES = [np.float32, np.float64]
+
+
+# ---------------------------------------------------------------- references (slow and obvious)
+
+
+def conv_reference(x, w, b, stride, padding):
+    """Cross-correlation as a sum over kernel taps of strided slices of the zero-padded input."""
+    (sh, sw), (ph, pw) = stride, padding
+    n_images, _, height, width = x.shape
+    out_channels, _, kh, kw = w.shape
+    out_h = (height + 2 * ph - kh) // sh + 1
+    out_w = (width + 2 * pw - kw) // sw + 1
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    out = np.zeros((n_images, out_channels, out_h, out_w), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window = padded[:, :, i : i + sh * out_h : sh, j : j + sw * out_w : sw]
+            out += np.einsum("nchw,oc->nohw", window, w[:, :, i, j])
+    if b is not None:
+        out += b[None, :, None, None]
+    return out
+
+
+def conv_backward_reference(grad, x, w, stride, padding):
+    """(dx, dw, db) by the same tap decomposition: each tap's slice gets grad times that tap."""
+    (sh, sw), (ph, pw) = stride, padding
+    _, _, height, width = x.shape
+    _, _, kh, kw = w.shape
+    out_h, out_w = grad.shape[2:]
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    d_padded = np.zeros_like(padded)
+    dw = np.zeros_like(w)
+    for i in range(kh):
+        for j in range(kw):
+            rows = slice(i, i + sh * out_h, sh)
+            cols = slice(j, j + sw * out_w, sw)
+            dw[:, :, i, j] = np.einsum("nohw,nchw->oc", grad, padded[:, :, rows, cols])
+            d_padded[:, :, rows, cols] += np.einsum("nohw,oc->nchw", grad, w[:, :, i, j])
+    dx = d_padded[:, :, ph : ph + height, pw : pw + width]
+    return dx, dw, grad.sum(axis=(0, 2, 3))
+
+
+def im2col_reference(x, kh, kw, stride, padding):
+    (sh, sw), (ph, pw) = stride, padding
+    n_images, channels, height, width = x.shape
+    out_h = (height + 2 * ph - kh) // sh + 1
+    out_w = (width + 2 * pw - kw) // sw + 1
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    cols = np.zeros((channels, kh, kw, n_images, out_h, out_w), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window = padded[:, :, i : i + sh * out_h : sh, j : j + sw * out_w : sw]
+            cols[:, i, j] = window.transpose(1, 0, 2, 3)
+    return cols.reshape(channels * kh * kw, -1)
+
+
+def col2im_reference(cols, x_shape, kh, kw, stride, padding):
+    """The adjoint of im2col, scattered with np.add.at so repeated pixels accumulate."""
+    (sh, sw), (ph, pw) = stride, padding
+    n_images, channels, height, width = x_shape
+    out_h = (height + 2 * ph - kh) // sh + 1
+    out_w = (width + 2 * pw - kw) // sw + 1
+    padded = np.zeros((n_images, channels, height + 2 * ph, width + 2 * pw), dtype=cols.dtype)
+    blocks = cols.reshape(channels, kh, kw, n_images, out_h, out_w)
+    n, c, oh, ow = np.meshgrid(
+        np.arange(n_images), np.arange(channels), np.arange(out_h), np.arange(out_w), indexing="ij"
+    )
+    for i in range(kh):
+        for j in range(kw):
+            values = blocks[:, i, j].transpose(1, 0, 2, 3)
+            np.add.at(padded, (n, c, oh * sh + i, ow * sw + j), values)
+    return padded[:, :, ph : ph + height, pw : pw + width]
+
+
+def maxpool_reference(x, kh, kw, sh, sw):
+    """Loop pooling: the first maximum of each window wins, a NaN beats every number."""
+    n_images, channels, height, width = x.shape
+    out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
+    out = np.empty((n_images, channels, out_h, out_w), dtype=x.dtype)
+    argmax = np.empty(out.shape, dtype=np.int64)
+    for n in range(n_images):
+        for c in range(channels):
+            for oh in range(out_h):
+                for ow in range(out_w):
+                    best, where = None, None
+                    for i in range(kh):
+                        for j in range(kw):
+                            value = x[n, c, oh * sh + i, ow * sw + j]
+                            if (
+                                best is None
+                                or value > best
+                                or (np.isnan(value) and not np.isnan(best))
+                            ):
+                                best, where = value, (oh * sh + i) * width + ow * sw + j
+                    out[n, c, oh, ow], argmax[n, c, oh, ow] = best, where
+    return out, argmax
+
+
+def maxpool_backward_reference(grad, argmax, x_shape):
+    dx = np.zeros(x_shape, dtype=grad.dtype)
+    n_images, channels = x_shape[:2]
+    flat = dx.reshape(n_images, channels, -1)
+    for n in range(n_images):
+        for c in range(channels):
+            np.add.at(flat[n, c], argmax[n, c].reshape(-1), grad[n, c].reshape(-1))
+    return dx
+
+
+def tolerance(dtype, terms):
+    """(rtol, atol) for sums of `terms` products of standard normal numbers."""
+    if dtype == np.float32:
+        return 2e-5, 2e-5 * np.sqrt(terms) * 4
+    return 1e-12, 1e-12 * np.sqrt(terms) * 4
+
+
+# ---------------------------------------------------------------- random convolution problems
+
+
+@st.composite
+def conv_problems(draw, max_stride=2):
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    sh, sw = draw(st.integers(1, max_stride)), draw(st.integers(1, max_stride))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    height = draw(st.integers(max(1, kh - 2 * ph), 9))
+    width = draw(st.integers(max(1, kw - 2 * pw), 9))
+    n_images, channels, out_channels = (draw(st.integers(1, 3)) for _ in range(3))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return (
+        (n_images, channels, height, width),
+        (out_channels, channels, kh, kw),
+        (sh, sw),
+        (ph, pw),
+        seed,
+    )
+
+
+def random_arrays(dtype, seed, *shapes):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape).astype(dtype) for shape in shapes]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=60, deadline=None)
+@given(problem=conv_problems())
+def test_conv2d_matches_reference(dtype, problem):
+    x_shape, w_shape, stride, padding, seed = problem
+    x, w, b = random_arrays(dtype, seed, x_shape, w_shape, (w_shape[0],))
+    out, saved = kernels.conv2d_forward(x, w, b, stride, padding)
+    expected = conv_reference(x, w, b, stride, padding)
+    terms = w[0].size
+    rtol, atol = tolerance(dtype, terms)
+    assert out.dtype == dtype and out.flags.c_contiguous
+    np.testing.assert_allclose(out, expected, rtol=rtol, atol=atol)
+
+    (grad,) = random_arrays(dtype, seed + 1, out.shape)
+    dx, dw, db = kernels.conv2d_backward(grad, saved, x.shape, w, stride, padding)
+    dx_ref, dw_ref, db_ref = conv_backward_reference(grad, x, w, stride, padding)
+    for got, want in ((dx, dx_ref), (dw, dw_ref), (db, db_ref)):
+        assert got.dtype == dtype and got.shape == want.shape
+        rtol, atol = tolerance(dtype, max(terms, grad.size))
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv2d_without_input_grad_and_bias(stride):
+    x, w = random_arrays(np.float64, 3, (2, 3, 8, 7), (4, 3, 3, 3))
+    out, saved = kernels.conv2d_forward(x, w, None, stride, 1)
+    np.testing.assert_allclose(out, conv_reference(x, w, None, (stride,) * 2, (1, 1)), rtol=1e-12)
+    dx, dw, db = kernels.conv2d_backward(
+        np.ones_like(out), saved, x.shape, w, stride, 1, need_input_grad=False
+    )
+    assert dx is None
+    _, dw_ref, db_ref = conv_backward_reference(np.ones_like(out), x, w, (stride,) * 2, (1, 1))
+    np.testing.assert_allclose(dw, dw_ref, rtol=1e-12)
+    np.testing.assert_allclose(db, db_ref, rtol=1e-12)
+
+
+def test_conv2d_accepts_non_contiguous_inputs():
+    x, w = random_arrays(np.float32, 4, (3, 2, 9, 6), (5, 3, 3, 3))
+    x_view = x.transpose(1, 0, 2, 3)  # (2, 3, 9, 6), not C-contiguous
+    out, _ = kernels.conv2d_forward(x_view, w, None, 1, 1)
+    np.testing.assert_allclose(
+        out, conv_reference(x_view, w, None, (1, 1), (1, 1)), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_conv2d_nan_reaches_exactly_the_windows_that_contain_it():
+    x, w = random_arrays(np.float64, 5, (1, 2, 7, 8), (3, 2, 3, 3))
+    x[0, 1, 3, 0] = np.nan
+    out, _ = kernels.conv2d_forward(x, w, None, 1, 1)
+    np.testing.assert_array_equal(
+        np.isnan(out), np.isnan(conv_reference(x, w, None, (1, 1), (1, 1)))
+    )
+
+
+# ---------------------------------------------------------------- im2col / col2im
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=40, deadline=None)
+@given(problem=conv_problems(max_stride=3))
+def test_im2col_and_col2im_match_reference(dtype, problem):
+    x_shape, (_, _, kh, kw), stride, padding, seed = problem
+    (x,) = random_arrays(dtype, seed, x_shape)
+    cols = kernels.im2col(x, (kh, kw), stride, padding)
+    np.testing.assert_array_equal(cols, im2col_reference(x, kh, kw, stride, padding))
+    (dcols,) = random_arrays(dtype, seed + 1, cols.shape)
+    rtol, atol = tolerance(dtype, kh * kw)
+    np.testing.assert_allclose(
+        kernels.col2im(dcols, x.shape, (kh, kw), stride, padding),
+        col2im_reference(dcols, x.shape, kh, kw, stride, padding),
+        rtol=rtol,
+        atol=atol,
+    )
+
+
+def test_im2col_layout_is_rows_per_tap_and_columns_per_output_pixel():
+    x = np.arange(2 * 1 * 3 * 3, dtype=np.float64).reshape(2, 1, 3, 3)
+    cols = kernels.im2col(x, 2)
+    assert cols.shape == (4, 2 * 2 * 2)
+    # Row (c=0, i=0, j=1): the top-right pixel of each window; image 1 follows image 0.
+    np.testing.assert_array_equal(cols[1], [1, 2, 4, 5, 10, 11, 13, 14])
+
+
+# ---------------------------------------------------------------- max pooling
+
+
+@st.composite
+def pool_problems(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    height, width = draw(st.integers(kh, 9)), draw(st.integers(kw, 9))
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)), height, width)
+    return shape, (kh, kw), (sh, sw), draw(st.integers(0, 2**32 - 1)), draw(st.booleans())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=60, deadline=None)
+@given(problem=pool_problems())
+def test_maxpool_matches_reference(dtype, problem):
+    shape, (kh, kw), (sh, sw), seed, with_ties = problem
+    rng = np.random.default_rng(seed)
+    x = (rng.integers(-2, 3, shape) if with_ties else rng.standard_normal(shape)).astype(dtype)
+    out, argmax = kernels.maxpool2d_forward(x, (kh, kw), (sh, sw))
+    out_ref, argmax_ref = maxpool_reference(x, kh, kw, sh, sw)
+    np.testing.assert_array_equal(out, out_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    grad = rng.standard_normal(out.shape).astype(dtype)
+    rtol, atol = tolerance(dtype, kh * kw)
+    np.testing.assert_allclose(
+        kernels.maxpool2d_backward(grad, argmax, x.shape),
+        maxpool_backward_reference(grad, argmax_ref, x.shape),
+        rtol=rtol,
+        atol=atol,
+    )
+
+
+@pytest.mark.parametrize("kernel_size, stride", [(2, 2), (3, 2), (2, 1)])
+def test_maxpool_keeps_the_first_maximum_on_ties(kernel_size, stride):
+    x = np.ones((1, 1, 6, 6), dtype=np.float32)
+    out, argmax = kernels.maxpool2d_forward(x, kernel_size, stride)
+    rows, cols = np.meshgrid(np.arange(out.shape[2]), np.arange(out.shape[3]), indexing="ij")
+    np.testing.assert_array_equal(argmax[0, 0], rows * stride * 6 + cols * stride)  # top-left
+    x = np.array([[[[1, 3], [3, 2]]]], dtype=np.float64)
+    assert kernels.maxpool2d_forward(x, 2)[1].item() == 1
+
+
+def test_maxpool_floors_odd_sizes_and_defaults_stride_to_kernel():
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 5)).astype(np.float32)
+    out, argmax = kernels.maxpool2d_forward(x, 2)
+    assert out.shape == argmax.shape == (2, 3, 3, 2)
+    assert kernels.maxpool2d_output_shape((2, 3, 7, 5), 3, 2) == (2, 3, 3, 2)
+    np.testing.assert_array_equal(out, x[:, :, :6, :4].reshape(2, 3, 3, 2, 2, 2).max(axis=(3, 5)))
+
+
+@pytest.mark.parametrize("kernel_size, stride", [(2, 2), (3, 1)])
+def test_maxpool_propagates_nan(kernel_size, stride):
+    x = np.arange(36, dtype=np.float64).reshape(1, 1, 6, 6)
+    x[0, 0, 1, 1] = np.nan
+    x[0, 0, 0, 1] = np.nan
+    out, argmax = kernels.maxpool2d_forward(x, kernel_size, stride)
+    assert np.isnan(out[0, 0, 0, 0]) and argmax[0, 0, 0, 0] == 1  # the first NaN
+    assert (
+        np.isnan(out).sum()
+        == np.isnan(maxpool_reference(x, kernel_size, kernel_size, stride, stride)[0]).sum()
+    )
+
+
+# ---------------------------------------------------------------- errors name the shapes
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, stride, padding, message",
+    [
+        ((3, 5, 5), (4, 3, 3, 3), 1, 0, "input must be 4-D (N, C, H, W), got shape (3, 5, 5)"),
+        (
+            (2, 3, 5, 5),
+            (4, 3, 3),
+            1,
+            0,
+            "weight must be 4-D (C_out, C, kh, kw), got shape (4, 3, 3)",
+        ),
+        (
+            (2, 3, 5, 5),
+            (4, 2, 3, 3),
+            1,
+            0,
+            "input shape (2, 3, 5, 5) has 3 channels but weight shape (4, 2, 3, 3)",
+        ),
+        (
+            (2, 3, 5, 5),
+            (4, 3, 7, 3),
+            1,
+            0,
+            "kernel (7, 3) (weight shape (4, 3, 7, 3)) is larger than the padded input (5, 5)",
+        ),
+        ((2, 3, 5, 5), (4, 3, 3, 3), 0, 0, "stride must be positive, got (0, 0)"),
+        ((2, 3, 5, 5), (4, 3, 3, 3), (1, -1), 0, "stride must be positive, got (1, -1)"),
+        ((2, 3, 5, 5), (4, 3, 3, 3), 1, -1, "padding must be non-negative, got (-1, -1)"),
+    ],
+)
+def test_conv2d_rejects_bad_shapes_naming_them(x_shape, w_shape, stride, padding, message):
+    x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
+    with pytest.raises(ValueError) as error:
+        kernels.conv2d_forward(x, w, None, stride, padding)
+    assert message in str(error.value)
+    assert str(error.value).startswith("conv2d:")
+
+
+def test_conv2d_rejects_bad_bias_dtypes_and_gradients():
+    x, w = np.zeros((2, 3, 5, 5), np.float32), np.zeros((4, 3, 3, 3), np.float32)
+    with pytest.raises(
+        ValueError, match=r"bias shape \(3,\) does not match weight shape \(4, 3, 3, 3\)"
+    ):
+        kernels.conv2d_forward(x, w, np.zeros(3, np.float32))
+    with pytest.raises(TypeError, match="x is float32, w is float64"):
+        kernels.conv2d_forward(x, w.astype(np.float64))
+    out, saved = kernels.conv2d_forward(x, w)
+    with pytest.raises(
+        ValueError, match=r"grad_out has shape \(2, 4, 3, 4\), expected \(2, 4, 3, 3\)"
+    ):
+        kernels.conv2d_backward(np.zeros((2, 4, 3, 4), np.float32), saved, x.shape, w)
+    with pytest.raises(ValueError, match="pass the stride given to conv2d_forward"):
+        kernels.conv2d_backward(out[:, :, ::2, ::2].copy(), saved, x.shape, w, stride=2)
+    _, other_saved = kernels.conv2d_forward(np.zeros((2, 3, 6, 6), np.float32), w)
+    with pytest.raises(
+        ValueError, match=r"saved data has shape \(2, 4, 48\), expected \(2, 4, 32\)"
+    ):
+        kernels.conv2d_backward(out, other_saved, x.shape, w)
+
+
+@pytest.mark.parametrize(
+    "x_shape, kernel_size, stride, message",
+    [
+        ((4, 4), 2, None, "input must be 4-D (N, C, H, W), got shape (4, 4)"),
+        (
+            (1, 2, 3, 8),
+            4,
+            None,
+            "kernel (4, 4) is larger than the input plane (3, 8) (input shape (1, 2, 3, 8))",
+        ),
+        ((1, 2, 4, 4), 2, 0, "stride must be positive, got (0, 0)"),
+        ((1, 2, 4, 4), 0, 1, "kernel_size must be positive, got (0, 0)"),
+    ],
+)
+def test_maxpool_rejects_bad_shapes_naming_them(x_shape, kernel_size, stride, message):
+    with pytest.raises(ValueError) as error:
+        kernels.maxpool2d_forward(np.zeros(x_shape, np.float32), kernel_size, stride)
+    assert message in str(error.value)
+
+
+def test_im2col_and_col2im_reject_bad_shapes():
+    with pytest.raises(ValueError, match=r"im2col: kernel \(4, 4\)"):
+        kernels.im2col(np.zeros((1, 1, 3, 3)), 4)
+    with pytest.raises(
+        ValueError, match=r"col2im: cols has shape \(9, 4\) but x_shape \(1, 1, 3, 3\)"
+    ):
+        kernels.col2im(np.zeros((9, 4)), (1, 1, 3, 3), 2)
+
+
+# ---------------------------------------------------------------- threads
+
+
+def test_kernels_run_from_several_python_threads():
+    x, w = random_arrays(np.float32, 6, (4, 3, 10, 10), (8, 3, 3, 3))
+    expected = kernels.conv2d_forward(x, w, None, 1, 1)[0]
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(20):
+                results.append(kernels.conv2d_forward(x, w, None, 1, 1)[0])
+                kernels.maxpool2d_forward(x, 2)
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    workers = [threading.Thread(target=work) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert not errors
+    assert len(results) == 60 and all(np.array_equal(r, expected) for r in results)

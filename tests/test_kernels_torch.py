@@ -1,0 +1,64 @@
+"""kernels/ against PyTorch's conv2d and max_pool2d, values and gradients (skipped sans torch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kernels
+
+torch = pytest.importorskip("torch")
+functional = pytest.importorskip("torch.nn.functional")
+
+CONV_CASES = [
+    # x shape, w shape, stride, padding
+    ((2, 1, 28, 28), (16, 1, 5, 5), 1, 2),
+    ((3, 16, 14, 14), (16, 16, 5, 5), 1, 2),
+    ((2, 3, 32, 32), (16, 3, 5, 5), 1, 2),
+    ((2, 8, 16, 16), (12, 8, 3, 3), 1, 1),
+    ((2, 4, 11, 9), (6, 4, 5, 3), 2, (2, 1)),
+    ((1, 3, 10, 13), (5, 3, 3, 4), (2, 3), 0),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding", CONV_CASES)
+def test_conv2d_matches_torch(dtype, x_shape, w_shape, stride, padding):
+    rng = np.random.default_rng(0)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
+    out, saved = kernels.conv2d_forward(x, w, b, stride, padding)
+    grad = rng.standard_normal(out.shape).astype(dtype)
+    dx, dw, db = kernels.conv2d_backward(grad, saved, x.shape, w, stride, padding)
+
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    out_t = functional.conv2d(xt, wt, bt, stride, padding)
+    out_t.backward(torch.tensor(grad))
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for got, want in ((out, out_t), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)):
+        want = want.detach().numpy()
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "x_shape, kernel_size, stride",
+    [
+        ((4, 16, 28, 28), 2, 2),
+        ((2, 3, 15, 9), 2, 2),
+        ((2, 3, 9, 11), 3, 2),
+        ((1, 2, 8, 8), (2, 3), 1),
+    ],
+)
+def test_maxpool_matches_torch(dtype, x_shape, kernel_size, stride):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    out, argmax = kernels.maxpool2d_forward(x, kernel_size, stride)
+    grad = rng.standard_normal(out.shape).astype(dtype)
+    dx = kernels.maxpool2d_backward(grad, argmax, x.shape)
+
+    xt = torch.tensor(x, requires_grad=True)
+    out_t, indices = functional.max_pool2d(xt, kernel_size, stride, return_indices=True)
+    out_t.backward(torch.tensor(grad))
+    np.testing.assert_array_equal(out, out_t.detach().numpy())
+    np.testing.assert_array_equal(argmax, indices.numpy())
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-6, atol=1e-6)
