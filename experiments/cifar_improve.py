@@ -30,7 +30,7 @@ from tapegrad import augment, nn, optim
 from tapegrad.analysis import write_classification_run
 from tapegrad.data import CIFAR10_CLASSES, load_cifar10
 from tapegrad.tensor import Tensor
-from tapegrad.train import History
+from tapegrad.train import History, weight_decay_loss
 
 #: Network width per block and batch size for each budget in minutes; see experiments/README.md.
 PRESETS = {
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
                 history.iteration.append(step)
                 history.loss.append(loss.item() / batch_size)
                 history.accuracy.append(float(np.mean(logits.data.argmax(1) == y_train[indices])))
-                history.weight_decay_loss.append(0.0)
+                history.weight_decay_loss.append(weight_decay_loss(optimizer))
                 if not args.no_progress:
                     print(
                         f"\repoch {epoch} step {step} loss {history.loss[-1]:.3f} "
