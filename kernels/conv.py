@@ -1,7 +1,8 @@
 """2-D convolution (cross-correlation, as in PyTorch): forward and backward on NCHW arrays.
 
-Stride 1 runs the direct shifted-plane kernels of kernels.direct (no column matrix at all).
-Other strides use im2col plus one BLAS GEMM per pass over the whole batch:
+Two methods. "direct" (stride 1 only, the default there) runs the shifted-plane kernels of
+kernels.direct, with no column matrix at all. "im2col" (any stride, the default for stride > 1)
+is im2col plus one BLAS GEMM per pass over the whole batch:
   forward:  Y = W2 @ cols with W2 = w.reshape(C_out, C * kh * kw); Y is (C_out, N, OH, OW), so one
             jitted pass adds the bias and moves it to (N, C_out, OH, OW);
   backward: G = grad_out moved to (C_out, N * OH * OW) (the same pass sums it into db),
@@ -82,15 +83,30 @@ def _float_dtype(name: str, **arrays: np.ndarray | None) -> np.dtype:
     return next(iter(kinds))
 
 
+METHODS = ("auto", "direct", "im2col")
+
+
 def conv2d_forward(
-    x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: Pair = 1, padding: Pair = 0
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    stride: Pair = 1,
+    padding: Pair = 0,
+    method: str = "auto",
 ) -> tuple[np.ndarray, ConvSaved]:
     """Convolve x (N, C, H, W) with w (C_out, C, kh, kw), add b (C_out,); zero padding.
 
     Returns (out, saved): out is (N, C_out, OH, OW), C-contiguous, of x's dtype (float32 or
-    float64, shared by all arrays); saved is opaque, for conv2d_backward.
+    float64, shared by all arrays); saved is for conv2d_backward. method "auto" picks "direct"
+    for stride 1 and "im2col" otherwise (see the module docstring).
     """
     g = conv_geometry("conv2d", x.shape, w.shape, stride, padding)
+    if method not in METHODS:
+        raise ValueError(f"conv2d: method must be one of {METHODS}, got {method!r}")
+    if method == "auto":
+        method = "direct" if g.stride == (1, 1) else "im2col"
+    if method == "direct" and g.stride != (1, 1):
+        raise ValueError(f"conv2d: method 'direct' needs stride 1, got stride {g.stride}")
     dtype = _float_dtype("conv2d", x=x, w=w, b=b)
     if b is not None and b.shape != (g.out_channels,):
         raise ValueError(
@@ -100,12 +116,12 @@ def conv2d_forward(
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w)
     bias = np.zeros(g.out_channels, dtype) if b is None else np.ascontiguousarray(b)
-    return _forward(g, x, w, bias)
+    return _forward(g, x, w, bias, method)
 
 
 @exclusive
-def _forward(g: ConvGeometry, x: np.ndarray, w: np.ndarray, bias: np.ndarray):
-    if g.stride == (1, 1):
+def _forward(g: ConvGeometry, x: np.ndarray, w: np.ndarray, bias: np.ndarray, method: str):
+    if method == "direct":
         out, padded = direct.forward(x, w, bias, g.padding)
         return out, ConvSaved("direct", padded)
     cols = np.empty((g.channels * g.kh * g.kw, g.n_images * g.out_h * g.out_w), x.dtype)
@@ -137,15 +153,14 @@ def conv2d_backward(
         raise ValueError(
             f"conv2d backward: grad_out has shape {grad_out.shape}, expected {expected}"
         )
-    expected_method = "direct" if g.stride == (1, 1) else "im2col"
-    if saved.method != expected_method:
+    if saved.method == "direct" and g.stride != (1, 1):
         raise ValueError(
-            f"conv2d backward: saved comes from the {saved.method!r} method but stride {g.stride} "
-            f"uses {expected_method!r}; pass the stride given to conv2d_forward"
+            f"conv2d backward: saved comes from the stride-1 'direct' method but stride is "
+            f"{g.stride}; pass the stride given to conv2d_forward"
         )
     expected = (
         direct.padded_shape(x_shape, g.padding)
-        if g.stride == (1, 1)
+        if saved.method == "direct"
         else (g.channels * g.kh * g.kw, g.n_images * g.out_h * g.out_w)
     )
     if saved.data.shape != expected:
@@ -155,15 +170,15 @@ def conv2d_backward(
         )
     grad_out = np.ascontiguousarray(grad_out)
     w = np.ascontiguousarray(w)
-    return _backward(g, grad_out, saved.data, w, need_input_grad)
+    return _backward(g, grad_out, saved, w, need_input_grad)
 
 
 @exclusive
 def _backward(
-    g: ConvGeometry, grad_out: np.ndarray, data: np.ndarray, w: np.ndarray, need_input_grad: bool
+    g: ConvGeometry, grad_out: np.ndarray, saved: ConvSaved, w: np.ndarray, need_input_grad: bool
 ):
-    dtype = grad_out.dtype
-    if g.stride == (1, 1):
+    dtype, data = grad_out.dtype, saved.data
+    if saved.method == "direct":
         dx, dw = direct.backward(
             grad_out,
             data,

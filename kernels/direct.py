@@ -19,6 +19,7 @@ gradient it can also reach taps whose true sum only meets it through a discarded
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numba
@@ -117,15 +118,16 @@ def _shifted_conv(padded, weights, shifts, bias, row_width, span, out):
 
 # "reassoc" lets LLVM split each dot product over SIMD lanes; NaN and infinity semantics are kept.
 @njit(cache=True, parallel=True, fastmath={"contract", "reassoc"})
-def _shifted_weight_grad(padded, grad, offset, shifts, span, n_chunks, zero, partial):
+def _shifted_weight_grad(padded, grad, row_width, shifts, span, n_chunks, zero, partial):
     """partial[t, o, k] = sum over images n of chunk t of dot(g[n, o], padded[n, shifts[k]:][:span])
 
-    g[n, o] = grad[n, o, offset : offset + span] is in the output-row layout of _shifted_conv,
-    zero in discarded columns; partial is (n_chunks, O4, K4). One task per (chunk of images,
-    4 output channels); the 4 x 4 dot products of a block stay in registers.
+    g[n, o] is grad[n, o] (N, C_out, OH, OW) in the output-row layout of _shifted_conv, zero in
+    the discarded columns, copied block by block into a small buffer that stays in cache.
+    partial is (n_chunks, O4, K4). One task per (chunk of images, 4 output channels); the 4 x 4
+    dot products of a block stay in registers.
     """
-    n_images = padded.shape[0]
-    n_blocks = grad.shape[1] // BLOCK
+    n_images, out_channels, out_h, out_w = grad.shape
+    n_blocks = partial.shape[1] // BLOCK
     n_taps = partial.shape[2]
     for task in prange(n_chunks * n_blocks):
         t = task // n_blocks
@@ -133,11 +135,16 @@ def _shifted_weight_grad(padded, grad, offset, shifts, span, n_chunks, zero, par
         out = partial[t]
         for r in range(BLOCK):
             out[o + r, :] = zero
+        rows = np.zeros((BLOCK, span), dtype=partial.dtype)  # discarded columns stay zero
+        g0, g1, g2, g3 = rows[0], rows[1], rows[2], rows[3]
         for n in range(t * n_images // n_chunks, (t + 1) * n_images // n_chunks):
+            for r in range(min(BLOCK, out_channels - o)):
+                for oh in range(out_h):
+                    source = grad[n, o + r, oh]
+                    target = rows[r, oh * row_width : oh * row_width + out_w]
+                    for ow in range(out_w):
+                        target[ow] = source[ow]
             x = padded[n]
-            end = offset + span
-            g0, g1 = grad[n, o, offset:end], grad[n, o + 1, offset:end]
-            g2, g3 = grad[n, o + 2, offset:end], grad[n, o + 3, offset:end]
             for k in range(0, n_taps, BLOCK):
                 x0 = x[shifts[k] : shifts[k] + span]
                 x1 = x[shifts[k + 1] : shifts[k + 1] + span]
@@ -197,17 +204,27 @@ def _layout(rows: int, row_width: int, out_h: int, out_w: int) -> PaddedLayout:
     return PaddedLayout(rows, row_width, plane, span)
 
 
+@functools.lru_cache(maxsize=256)
+def _shifts(channels: int, kh: int, kw: int, plane: int, row_width: int) -> np.ndarray:
+    """Shift of every tap (c, i, j), in w.reshape(C_out, -1) order, padded to whole blocks."""
+    n_taps = channels * kh * kw
+    c, i, j = np.ogrid[:channels, :kh, :kw]
+    shifts = np.full(_round_up(n_taps, BLOCK), channels * plane, dtype=np.int64)
+    shifts[:n_taps] = (c * plane + i * row_width + j).reshape(-1)
+    return shifts
+
+
 def _taps(w: np.ndarray, layout: PaddedLayout, out_block: int) -> tuple[np.ndarray, np.ndarray]:
     """Weights as (O rounded up to out_block, K4) and each tap's shift.
 
     Padding taps have zero weight and read the zero plane after the last channel.
     """
     out_channels, channels, kh, kw = w.shape
-    n_taps = channels * kh * kw
-    c, i, j = np.meshgrid(np.arange(channels), np.arange(kh), np.arange(kw), indexing="ij")
-    shifts = np.full(_round_up(n_taps, BLOCK), channels * layout.plane, dtype=np.int64)
-    shifts[:n_taps] = (c * layout.plane + i * layout.row_width + j).reshape(-1)
-    weights = np.zeros((_round_up(out_channels, out_block), shifts.size), dtype=w.dtype)
+    shifts = _shifts(channels, kh, kw, layout.plane, layout.row_width)
+    n_rows, n_taps = _round_up(out_channels, out_block), channels * kh * kw
+    if (n_rows, shifts.size) == (out_channels, n_taps):
+        return w.reshape(out_channels, n_taps), shifts
+    weights = np.zeros((n_rows, shifts.size), dtype=w.dtype)
     weights[:out_channels, :n_taps] = w.reshape(out_channels, n_taps)
     return weights, shifts
 
@@ -269,36 +286,17 @@ def backward(
     ph, pw = padding
     out_h, out_w = grad_out.shape[2], grad_out.shape[3]
     layout = _layout(height + 2 * ph, width + 2 * pw, out_h, out_w)
-    weights, shifts = _taps(w, layout, out_block=BLOCK)
+    shifts = _shifts(channels, kh, kw, layout.plane, layout.row_width)
 
-    # dx[c, h, w] = sum_{o,i,j} grad[o, h + i - top, w + j - left] * w[o, c, kh-1-i, kw-1-j]:
-    # the convolution of the gradient padded by (top, left) with flipped, transposed weights.
-    top, left = kh - 1 - ph, kw - 1 - pw
-    grad_layout = _layout(height + kh - 1, width + kw - 1, height, width)
-    # Zero planes past out_channels: the padding rows of dW and the target of padding taps.
-    planes = max(weights.shape[0], out_channels + 1)
-    # dW reads the gradient in the forward's output-row layout. With "same" padding the padded
-    # gradient already is that layout, from offset top * row_width + left; else make a copy.
-    offset = top * grad_layout.row_width + left
-    shared = (
-        need_input_grad
-        and grad_layout.row_width == layout.row_width
-        and min(top, left) >= 0
-        and offset + layout.span <= grad_layout.plane
-    )
-    if shared:
-        grad_rows = grad_padded = _padded_copy(grad_out, top, left, grad_layout, planes)
-    else:
-        grad_rows = np.empty((n_images, weights.shape[0], layout.span), dtype=grad_out.dtype)
-        _pad_into(grad_out, 0, 0, out_h, layout.row_width, grad_rows)
-        offset = 0
+    # Images split into one chunk per thread, each with its own partial sums of dw.
     n_chunks = max(1, min(n_images, numba.get_num_threads()))
-    partial = np.empty((n_chunks, *weights.shape), dtype=grad_out.dtype)
+    shape = (n_chunks, _round_up(out_channels, BLOCK), shifts.size)
+    partial = np.empty(shape, dtype=grad_out.dtype)
     zero = grad_out.dtype.type(0)
     _shifted_weight_grad(
         padded.reshape(n_images, -1),
-        grad_rows,
-        offset,
+        grad_out,
+        layout.row_width,
         shifts,
         layout.span,
         n_chunks,
@@ -308,8 +306,12 @@ def backward(
     dw = partial.sum(axis=0)[:out_channels, : channels * kh * kw].reshape(w.shape)
     if not need_input_grad:
         return None, dw
-    if not shared:
-        grad_padded = _padded_copy(grad_out, top, left, grad_layout, planes)
+
+    # dx[c, h, w] = sum_{o,i,j} grad[o, h + i - top, w + j - left] * w[o, c, kh-1-i, kw-1-j]:
+    # the convolution of the gradient padded by (top, left) with flipped, transposed weights.
+    top, left = kh - 1 - ph, kw - 1 - pw
+    grad_layout = _layout(height + kh - 1, width + kw - 1, height, width)
+    grad_padded = _padded_copy(grad_out, top, left, grad_layout, out_channels + 1)
     flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     dx = np.empty(x_shape, dtype=grad_out.dtype)
     _convolve(grad_padded, flipped, np.zeros(channels, grad_out.dtype), grad_layout, dx)

@@ -143,7 +143,11 @@ def maxpool2d_forward(
 def maxpool2d_backward(
     grad_out: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, int, int, int]
 ) -> np.ndarray:
-    """dx (x_shape): each grad_out entry added to the input pixel its window's argmax names."""
+    """dx (x_shape): each grad_out entry added to the input pixel its window's argmax names.
+
+    argmax must be the one maxpool2d_forward returned for an input of x_shape: its indices are
+    trusted, not checked again.
+    """
     x_shape = tuple(int(s) for s in x_shape)
     if len(x_shape) != 4 or grad_out.shape != argmax.shape or grad_out.shape[:2] != x_shape[:2]:
         raise ValueError(

@@ -153,13 +153,15 @@ def random_arrays(dtype, seed, *shapes):
     return [rng.standard_normal(shape).astype(dtype) for shape in shapes]
 
 
+@pytest.mark.parametrize("method", ["auto", "im2col"])
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(problem=conv_problems())
-def test_conv2d_matches_reference(dtype, problem):
+def test_conv2d_matches_reference(dtype, method, problem):
     x_shape, w_shape, stride, padding, seed = problem
     x, w, b = random_arrays(dtype, seed, x_shape, w_shape, (w_shape[0],))
-    out, saved = kernels.conv2d_forward(x, w, b, stride, padding)
+    out, saved = kernels.conv2d_forward(x, w, b, stride, padding, method=method)
+    assert saved.method == ("direct" if method == "auto" and stride == (1, 1) else "im2col")
     expected = conv_reference(x, w, b, stride, padding)
     terms = w[0].size
     rtol, atol = tolerance(dtype, terms)
@@ -349,6 +351,10 @@ def test_conv2d_rejects_bad_bias_dtypes_and_gradients():
         kernels.conv2d_forward(x, w, np.zeros(3, np.float32))
     with pytest.raises(TypeError, match="x is float32, w is float64"):
         kernels.conv2d_forward(x, w.astype(np.float64))
+    with pytest.raises(ValueError, match=r"method 'direct' needs stride 1, got stride \(2, 2\)"):
+        kernels.conv2d_forward(x, w, stride=2, method="direct")
+    with pytest.raises(ValueError, match="method must be one of"):
+        kernels.conv2d_forward(x, w, method="winograd")
     out, saved = kernels.conv2d_forward(x, w)
     with pytest.raises(
         ValueError, match=r"grad_out has shape \(2, 4, 3, 4\), expected \(2, 4, 3, 3\)"
