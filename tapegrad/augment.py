@@ -38,10 +38,7 @@ def random_crop(
 def random_flip(images: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
     """Mirror each image left-right with probability 1/2."""
     rng = rng or _random.generator()
-    flip = rng.random(len(images)) < 0.5
-    out = images.copy()
-    out[flip] = images[flip, :, :, ::-1]
-    return out
+    return _mirror(images, rng.random(len(images)) < 0.5)
 
 
 def alternating_flip(
@@ -54,7 +51,11 @@ def alternating_flip(
     which random flips only achieve on average.
     """
     first = np.random.default_rng(seed).random(int(indices.max()) + 1) < 0.5
-    flip = first[indices] ^ bool(epoch % 2)
+    return _mirror(images, first[indices] ^ bool(epoch % 2))
+
+
+def _mirror(images: np.ndarray, flip: np.ndarray) -> np.ndarray:
+    """A copy of `images` with those where `flip` is True mirrored left-right."""
     out = images.copy()
     out[flip] = images[flip, :, :, ::-1]
     return out
