@@ -3,6 +3,15 @@
 NumPy needs about ten full passes over the activations (the cube, the tanh, the products,
 the derivative for the backward pass); this kernel reads x once and writes the output and
 the derivative dy/dx, so that the backward pass is a single product g * dy/dx.
+
+libm's tanh is a scalar call that keeps the loop from vectorising, so float32 uses Lambert's
+continued fraction instead,
+
+    tanh u = u / (1 + u^2 / (3 + u^2 / (5 + ...))),
+
+cut after the term 2 * _DEPTH + 1: only divisions and additions, which vectorise. On
+|u| <= 9 its error is below 1e-8 (float32 keeps 6e-8 near 1), and for |u| > 9, tanh u
+rounds to +-1 in float32, so u is clipped there. float64 keeps libm's tanh.
 """
 
 from __future__ import annotations
@@ -16,10 +25,36 @@ from kernels.threads import exclusive
 
 _C = math.sqrt(2 / math.pi)
 _A = 0.044715
+_DEPTH = 13
+_CLIP = 9.0
+# float32 copies, so that the float32 kernel is not promoted to float64 by its constants
+_C32, _A32, _CLIP32 = np.float32(_C), np.float32(_A), np.float32(_CLIP)
+_HALF32, _ONE32, _THREE32 = np.float32(0.5), np.float32(1.0), np.float32(3.0)
+
+
+@njit(cache=True, inline="always")
+def _tanh_float32(u):
+    u = min(max(u, -_CLIP32), _CLIP32)
+    u2 = u * u
+    denominator = np.float32(2 * _DEPTH + 1)
+    for k in range(_DEPTH - 1, -1, -1):
+        denominator = np.float32(2 * k + 1) + u2 / denominator
+    return u / denominator
 
 
 @njit(cache=True, parallel=True)
-def _gelu_kernel(x, out, slope):
+def _gelu_float32(x, out, slope):
+    for i in prange(x.size):
+        v = x[i]
+        t = _tanh_float32(_C32 * (v + _A32 * v * v * v))
+        out[i] = _HALF32 * v * (_ONE32 + t)
+        slope[i] = _HALF32 * (_ONE32 + t) + _HALF32 * v * (_ONE32 - t * t) * _C32 * (
+            _ONE32 + _THREE32 * _A32 * v * v
+        )
+
+
+@njit(cache=True, parallel=True)
+def _gelu_float64(x, out, slope):
     for i in prange(x.size):
         v = x[i]
         t = math.tanh(_C * (v + _A * v * v * v))
@@ -34,5 +69,5 @@ def gelu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise TypeError(f"gelu: x must be float32 or float64, got {x.dtype}")
     flat = np.ascontiguousarray(x).reshape(-1)
     out, slope = np.empty_like(flat), np.empty_like(flat)
-    _gelu_kernel(flat, out, slope)
+    (_gelu_float32 if x.dtype == np.float32 else _gelu_float64)(flat, out, slope)
     return out.reshape(x.shape), slope.reshape(x.shape)

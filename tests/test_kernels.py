@@ -421,3 +421,18 @@ def test_kernels_run_from_several_python_threads():
         worker.join()
     assert not errors
     assert len(results) == 60 and all(np.array_equal(r, expected) for r in results)
+
+
+def test_gelu_float32_continued_fraction_matches_float64_libm_tanh():
+    x64 = np.concatenate([np.linspace(-12, 12, 20001), [-1e4, 1e4, 0.0]])
+    y32, slope32 = kernels.gelu_forward(x64.astype(np.float32))
+    y64, slope64 = kernels.gelu_forward(x64)
+    assert y32.dtype == slope32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, rtol=2e-6, atol=2e-6)
+    np.testing.assert_allclose(slope32, slope64, rtol=1e-5, atol=1e-5)
+
+
+def test_gelu_propagates_nan():
+    for dtype in (np.float32, np.float64):
+        y, slope = kernels.gelu_forward(np.array([np.nan, 1.0], dtype))
+        assert np.isnan(y[0]) and np.isnan(slope[0]) and np.isfinite(y[1])
