@@ -226,11 +226,17 @@ class ExponentialMovingAverage:
         self.decay = decay
         self.average = model.state_dict()
 
-    def update(self, model: Module) -> None:
+    def update(self, model: Module, decay: float | None = None) -> None:
+        """Average in the model's current arrays, with `decay` for this update if given."""
+        decay = self.decay if decay is None else decay
+        if not 0 <= decay <= 1:
+            raise ValueError(
+                f"ExponentialMovingAverage.update: decay must lie in [0, 1], got {decay}."
+            )
         for name, array in model.named_arrays():
             average = self.average[name]
-            average *= self.decay
-            average += (1 - self.decay) * array
+            average *= decay
+            average += (1 - decay) * array
 
     def copy_to(self, model: Module) -> None:
         """Load the averaged weights into `model`."""

@@ -47,3 +47,16 @@ def test_ema_arithmetic_including_buffers():
     other = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm2d(1))
     ema.copy_to(other)
     np.testing.assert_allclose(other[0].weight.data, start + 1.0, rtol=1e-6)
+
+
+def test_ema_update_with_its_own_decay_for_lookahead():
+    model = nn.Sequential(nn.Linear(2, 2))
+    ema = optim.ExponentialMovingAverage(model, decay=0.9)
+    start = model[0].weight.data.copy()
+    model[0].weight.data[...] = start + 10
+    ema.update(model, decay=0.5)
+    np.testing.assert_allclose(ema.average["0.weight"], start + 5.0, rtol=1e-6)
+    ema.update(model, decay=1.0)  # keeps the average: what lookahead's last step does
+    np.testing.assert_allclose(ema.average["0.weight"], start + 5.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="decay must lie in"):
+        ema.update(model, decay=1.5)
