@@ -394,7 +394,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, needs_grad=(True, True,
 
 
 @primitive
-def max_pool2d(x, *, kernel_size, stride=None):
+def max_pool2d(x, kernel_size, stride=None):
     # z = max over each window:  dL/dx = g routed to the window's (first) maximum; the
     # kernel remembers where it was (argmax), so the backward pass is a scatter.
     out, argmax = kernels.maxpool2d_forward(x, kernel_size, stride)

@@ -12,6 +12,7 @@ def test_output_shapes():
     assert tg.conv2d(x, tg.zeros(4, 3, 3, 3), stride=2).shape == (2, 4, 13, 13)
     assert tg.max_pool2d(x, kernel_size=2).shape == (2, 3, 14, 13)
     assert tg.max_pool2d(x, kernel_size=3, stride=2).shape == (2, 3, 13, 13)
+    assert tg.max_pool2d(x, 3, 2).shape == (2, 3, 13, 13)  # the positional form
 
 
 @pytest.mark.parametrize(
