@@ -4,7 +4,7 @@ from kernels.threads import configure
 
 configure()
 
-from kernels.activations import gelu_forward  # noqa: E402
+from kernels.activations import gelu_forward, relu_backward, relu_forward  # noqa: E402
 from kernels.conv import (  # noqa: E402  (threads are configured before any kernel runs)
     ConvSaved,
     conv2d_backward,
@@ -29,4 +29,6 @@ __all__ = [
     "maxpool2d_backward",
     "maxpool2d_forward",
     "maxpool2d_output_shape",
+    "relu_backward",
+    "relu_forward",
 ]

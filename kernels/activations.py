@@ -1,8 +1,11 @@
-"""GELU (tanh approximation) forward and derivative in one fused, parallel pass.
+"""Activations as parallel one-pass kernels: ReLU, and GELU with its derivative.
 
-NumPy needs about ten full passes over the activations (the cube, the tanh, the products,
-the derivative for the backward pass); this kernel reads x once and writes the output and
-the derivative dy/dx, so that the backward pass is a single product g * dy/dx.
+NumPy runs ReLU on one core and its backward pass in two passes (the mask, the product);
+the kernels below use both cores and one pass each.
+
+For GELU NumPy needs about ten full passes over the activations (the cube, the tanh, the
+products, the derivative for the backward pass); its kernel reads x once and writes the
+output and the derivative dy/dx, so that the backward pass is a single product g * dy/dx.
 
 libm's tanh is a scalar call that keeps the loop from vectorising, so float32 uses Lambert's
 continued fraction instead,
@@ -71,3 +74,39 @@ def gelu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     out, slope = np.empty_like(flat), np.empty_like(flat)
     (_gelu_float32 if x.dtype == np.float32 else _gelu_float64)(flat, out, slope)
     return out.reshape(x.shape), slope.reshape(x.shape)
+
+
+@njit(cache=True, parallel=True)
+def _relu_kernel(x, out):
+    for i in prange(x.size):
+        v = x[i]
+        out[i] = v if not v <= 0 else 0  # NaN fails both tests and passes through
+
+
+@njit(cache=True, parallel=True)
+def _relu_backward_kernel(g, x, out):
+    for i in prange(x.size):
+        out[i] = g[i] * (1 if x[i] > 0 else 0)  # a product, so that NaN in g survives
+
+
+@exclusive
+def relu_forward(x: np.ndarray) -> np.ndarray:
+    """max(x, 0) elementwise (NaN stays NaN); any shape, float kernels, NumPy otherwise."""
+    if x.dtype not in (np.float32, np.float64):
+        return np.maximum(x, 0)
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty_like(flat)
+    _relu_kernel(flat, out)
+    return out.reshape(x.shape)
+
+
+@exclusive
+def relu_backward(g: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """g * [x > 0] elementwise, for g and x of the same shape."""
+    if x.dtype not in (np.float32, np.float64) or g.shape != x.shape:
+        return g * (x > 0)
+    g_flat = np.ascontiguousarray(g).reshape(-1)
+    x_flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty_like(g_flat)
+    _relu_backward_kernel(g_flat, x_flat, out)
+    return out.reshape(x.shape)

@@ -436,3 +436,16 @@ def test_gelu_propagates_nan():
     for dtype in (np.float32, np.float64):
         y, slope = kernels.gelu_forward(np.array([np.nan, 1.0], dtype))
         assert np.isnan(y[0]) and np.isnan(slope[0]) and np.isfinite(y[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_kernels_match_numpy_including_nan_and_views(dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 5)).astype(dtype).transpose(2, 0, 1)  # not contiguous
+    x[0, 0, :2] = [np.nan, 0.0]
+    g = rng.standard_normal(x.shape).astype(dtype)
+    g[1, 1, 1] = np.nan
+    np.testing.assert_array_equal(kernels.relu_forward(x), np.maximum(x, 0))
+    np.testing.assert_array_equal(kernels.relu_backward(g, x), g * (x > 0))
+    assert kernels.relu_forward(x).dtype == dtype
+    np.testing.assert_array_equal(kernels.relu_forward(np.array([-2, 3])), [0, 3])  # integers
