@@ -63,10 +63,14 @@ def runs_directory() -> Path:
     return Path(configured) if configured else project_root() / "runs"
 
 
+def _missing_files(path: Path) -> list[str]:
+    return [name for name in RUN_FILES if not (path / name).is_file()]
+
+
 def load_run(path: str | Path, *, quick: bool = False) -> Run:
     """Read the files `write_classification_run` wrote to `path`; never unpickles."""
     path = Path(path)
-    missing = [name for name in RUN_FILES if not (path / name).is_file()]
+    missing = _missing_files(path)
     if missing:
         raise FileNotFoundError(
             f"load_run: {path} is not a finished run; missing {', '.join(missing)} "
@@ -88,8 +92,7 @@ def find_runs(prefix: str) -> list[Run]:
     root = runs_directory()
     if quick_mode() or not root.is_dir():
         return []
-    folders = sorted(root.glob(f"{prefix}*"))
-    return [load_run(p) for p in folders if all((p / name).is_file() for name in RUN_FILES)]
+    return [load_run(p) for p in sorted(root.glob(f"{prefix}*")) if not _missing_files(p)]
 
 
 def run_or_train(name: str, train: Callable[[Path], object]) -> Run:
