@@ -65,15 +65,26 @@ def _gelu_float64(x, out, slope):
         slope[i] = 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * _C * (1.0 + 3.0 * _A * v * v)
 
 
+_FLOATS = (np.float32, np.float64)
+
+
+def _elementwise(kernel, *arrays: np.ndarray, outputs: int = 1) -> list[np.ndarray]:
+    """Run `kernel(*inputs, *outputs)` on flat C-contiguous inputs of one shape; the outputs
+    are new arrays of the first input's dtype and shape."""
+    flat = [np.ascontiguousarray(a).reshape(-1) for a in arrays]
+    results = [np.empty_like(flat[0]) for _ in range(outputs)]
+    kernel(*flat, *results)
+    return [r.reshape(arrays[0].shape) for r in results]
+
+
 @exclusive
 def gelu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(y, dy/dx) for y = x/2 (1 + tanh(c (x + 0.044715 x^3))), c = sqrt(2/pi); any shape."""
-    if x.dtype not in (np.float32, np.float64):
+    if x.dtype not in _FLOATS:
         raise TypeError(f"gelu: x must be float32 or float64, got {x.dtype}")
-    flat = np.ascontiguousarray(x).reshape(-1)
-    out, slope = np.empty_like(flat), np.empty_like(flat)
-    (_gelu_float32 if x.dtype == np.float32 else _gelu_float64)(flat, out, slope)
-    return out.reshape(x.shape), slope.reshape(x.shape)
+    kernel = _gelu_float32 if x.dtype == np.float32 else _gelu_float64
+    out, slope = _elementwise(kernel, x, outputs=2)
+    return out, slope
 
 
 @njit(cache=True, parallel=True)
@@ -92,21 +103,14 @@ def _relu_backward_kernel(g, x, out):
 @exclusive
 def relu_forward(x: np.ndarray) -> np.ndarray:
     """max(x, 0) elementwise (NaN stays NaN); any shape, float kernels, NumPy otherwise."""
-    if x.dtype not in (np.float32, np.float64):
+    if x.dtype not in _FLOATS:
         return np.maximum(x, 0)
-    flat = np.ascontiguousarray(x).reshape(-1)
-    out = np.empty_like(flat)
-    _relu_kernel(flat, out)
-    return out.reshape(x.shape)
+    return _elementwise(_relu_kernel, x)[0]
 
 
 @exclusive
 def relu_backward(g: np.ndarray, x: np.ndarray) -> np.ndarray:
     """g * [x > 0] elementwise, for g and x of the same shape."""
-    if x.dtype not in (np.float32, np.float64) or g.shape != x.shape:
+    if x.dtype not in _FLOATS or g.shape != x.shape:
         return g * (x > 0)
-    g_flat = np.ascontiguousarray(g).reshape(-1)
-    x_flat = np.ascontiguousarray(x).reshape(-1)
-    out = np.empty_like(g_flat)
-    _relu_backward_kernel(g_flat, x_flat, out)
-    return out.reshape(x.shape)
+    return _elementwise(_relu_backward_kernel, g, x)[0]
