@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,31 @@ def runs_directory() -> Path:
 
 def _missing_files(path: Path) -> list[str]:
     return [name for name in RUN_FILES if not (path / name).is_file()]
+
+
+def runs_label() -> str:
+    """The runs folder as a reader should see it: relative to the project when inside it."""
+    folder, root = runs_directory().resolve(), project_root()
+    return f"{folder.relative_to(root) if folder.is_relative_to(root) else folder}/"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A Markdown table, each cell as str() gives it."""
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(str(cell) for cell in line) + " |" for line in lines)
+
+
+def most_confused(
+    confusion: np.ndarray, names: Sequence[str], count: int = 4
+) -> list[tuple[str, str, int]]:
+    """The `count` largest off-diagonal cells of a confusion matrix: (true, predicted, times)."""
+    confusion = np.asarray(confusion)
+    wrong = confusion - np.diag(np.diag(confusion))
+    cells = np.argsort(-wrong, axis=None, kind="stable")[:count]
+    return [
+        (names[t], names[p], int(wrong[t, p]))
+        for t, p in zip(*np.unravel_index(cells, wrong.shape), strict=True)
+    ]
 
 
 def load_run(path: str | Path, *, quick: bool = False) -> Run:

@@ -72,3 +72,19 @@ def test_project_root_is_found_from_a_subfolder(tmp_path):
     (tmp_path / "pyproject.toml").write_text("")
     (tmp_path / "notebooks").mkdir()
     assert report.project_root(tmp_path / "notebooks") == tmp_path.resolve()
+
+
+def test_markdown_table_and_most_confused():
+    assert report.markdown_table(["a", "b"], [[1, "x"]]) == "| a | b |\n| --- | --- |\n| 1 | x |"
+    confusion = np.array([[5, 2, 0], [7, 4, 1], [0, 3, 9]])
+    assert report.most_confused(confusion, ["p", "q", "r"], count=2) == [
+        ("q", "p", 7),
+        ("r", "q", 3),
+    ]
+
+
+def test_runs_label_is_relative_inside_the_project(runs, monkeypatch):
+    monkeypatch.setenv(report.RUNS_VARIABLE, str(report.project_root() / "runs"))
+    assert report.runs_label() == "runs/"
+    monkeypatch.setenv(report.RUNS_VARIABLE, str(runs))
+    assert report.runs_label() == f"{runs.resolve()}/"
