@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kernels
+from kernels import winograd
 
 DTYPES = [np.float32, np.float64]
 
@@ -175,6 +176,60 @@ def test_conv2d_matches_reference(dtype, method, problem):
         assert got.dtype == dtype and got.shape == want.shape
         rtol, atol = tolerance(dtype, max(terms, grad.size))
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+@st.composite
+def winograd_problems(draw):
+    """3x3, stride 1, equal padding: what the Winograd method runs, on 1-4 tiles a side."""
+    padding = draw(st.integers(0, 2))
+    height = draw(st.integers(max(1, 3 - 2 * padding), 17))
+    width = draw(st.integers(max(1, 3 - 2 * padding), 17))
+    n_images, channels, out_channels = (draw(st.integers(1, k)) for k in (5, 19, 21))
+    seed = draw(st.integers(0, 2**32 - 1))
+    x_shape, w_shape = (n_images, channels, height, width), (out_channels, channels, 3, 3)
+    return x_shape, w_shape, (1, 1), (padding, padding), seed
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=30, deadline=None)
+@given(problem=winograd_problems())
+def test_winograd_conv2d_matches_reference(dtype, problem):
+    x_shape, w_shape, stride, padding, seed = problem
+    x, w, b = random_arrays(dtype, seed, x_shape, w_shape, (w_shape[0],))
+    out, saved = kernels.conv2d_forward(x, w, b, stride, padding, method="winograd")
+    assert saved.method == "winograd"
+    # The transforms scale values by up to ~100 before the 1/576 of G's rows brings them back.
+    rtol, atol = tolerance(dtype, w[0].size * (100 if dtype == np.float32 else 1))
+    assert out.dtype == dtype and out.flags.c_contiguous
+    np.testing.assert_allclose(out, conv_reference(x, w, b, stride, padding), rtol=rtol, atol=atol)
+
+    (grad,) = random_arrays(dtype, seed + 1, out.shape)
+    dx, dw, db = kernels.conv2d_backward(grad, saved, x.shape, w, stride, padding)
+    dx_ref, dw_ref, db_ref = conv_backward_reference(grad, x, w, stride, padding)
+    rtol, atol = tolerance(dtype, max(w[0].size, grad.size) * (100 if dtype == np.float32 else 1))
+    for got, want in ((dx, dx_ref), (dw, dw_ref), (db, db_ref)):
+        assert got.dtype == dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize(("m", "points"), [(2, (0.0, 1.0, -1.0)), (4, winograd.POINTS)])
+def test_winograd_matrices_compute_a_1d_correlation(m, points):
+    at, g, bt = winograd.transform_matrices(m, 3, points)
+    assert at.shape == (m, m + 2) and g.shape == (m + 2, 3) and bt.shape == (m + 2, m + 2)
+    d, kernel = random_arrays(np.float64, 6, (m + 2,), (3,))
+    expected = [d[i : i + 3] @ kernel for i in range(m)]
+    np.testing.assert_allclose(at @ ((g @ kernel) * (bt @ d)), expected, rtol=1e-12)
+    assert np.array_equal(bt, np.round(bt)), "B^T is scaled to integers"
+
+
+def test_auto_method_runs_wide_3x3_layers_with_winograd():
+    x, w = random_arrays(np.float32, 7, (3, 64, 7, 7), (256, 64, 3, 3))
+    out, saved = kernels.conv2d_forward(x, w, None, 1, 1)
+    assert saved.method == "winograd"
+    expected = conv_reference(x, w, None, (1, 1), (1, 1))
+    np.testing.assert_allclose(out, expected, atol=2e-5 * np.abs(expected).max())
+    _, narrow = kernels.conv2d_forward(x[:, :16], w[:64, :16], None, 1, 1)
+    assert narrow.method == "direct"
 
 
 @pytest.mark.parametrize("stride", [1, 2])
@@ -354,7 +409,9 @@ def test_conv2d_rejects_bad_bias_dtypes_and_gradients():
     with pytest.raises(ValueError, match=r"method 'direct' needs stride 1, got stride \(2, 2\)"):
         kernels.conv2d_forward(x, w, stride=2, method="direct")
     with pytest.raises(ValueError, match="method must be one of"):
-        kernels.conv2d_forward(x, w, method="winograd")
+        kernels.conv2d_forward(x, w, method="fft")
+    with pytest.raises(ValueError, match=r"'winograd' needs a 3x3 kernel.*got kernel \(5, 5\)"):
+        kernels.conv2d_forward(x, np.zeros((4, 3, 5, 5), np.float32), padding=2, method="winograd")
     out, saved = kernels.conv2d_forward(x, w)
     with pytest.raises(
         ValueError, match=r"grad_out has shape \(2, 4, 3, 4\), expected \(2, 4, 3, 3\)"
