@@ -51,21 +51,17 @@ def _channels_first_to_batch_first(y, bias, out):
             target[p] = source[p] + shift
 
 
-# "reassoc" only lets LLVM vectorise the sum; NaN and infinity semantics are kept.
-@njit(cache=True, parallel=True, fastmath={"reassoc"})
-def _batch_first_to_channels_first(grad, out, sums):
-    """out[o, n] = grad[n, o] and sums[o] = grad[:, o].sum(), with grad (N, C_out, OH, OW)."""
+@njit(cache=True, parallel=True)
+def _batch_first_to_channels_first(grad, out):
+    """out[o, n] = grad[n, o], with grad (N, C_out, OH, OW) and out (C_out, N * OH * OW)."""
     n_images, out_channels = grad.shape[0], grad.shape[1]
     plane = grad.shape[2] * grad.shape[3]
     for o in prange(out_channels):
-        total = 0.0
         for n in range(n_images):
             source = grad[n, o].reshape(-1)
             target = out[o, n * plane : (n + 1) * plane]
             for p in range(plane):
                 target[p] = source[p]
-                total += source[p]
-        sums[o] = total
 
 
 def conv2d_output_shape(
@@ -170,11 +166,13 @@ def conv2d_backward(
     stride: Pair = 1,
     padding: Pair = 0,
     need_input_grad: bool = True,
-) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    need_bias_grad: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients (dx, dw, db) of conv2d_forward from grad_out (N, C_out, OH, OW).
 
     `saved` is what conv2d_forward returned. dx is None when need_input_grad is False (for
-    example the first layer, whose input is data), which skips a third of the work.
+    example the first layer, whose input is data), which skips a third of the work; db is None
+    when need_bias_grad is False (a layer without bias).
     """
     g = conv_geometry("conv2d backward", x_shape, w.shape, stride, padding)
     _float_dtype("conv2d backward", grad_out=grad_out, saved=saved.data, w=w)
@@ -206,13 +204,14 @@ def conv2d_backward(
         )
     grad_out = np.ascontiguousarray(grad_out)
     w = np.ascontiguousarray(w)
-    return _backward(g, grad_out, saved, w, need_input_grad)
+    dx, dw = _backward(g, grad_out, saved, w, need_input_grad)
+    return dx, dw, grad_out.sum(axis=(0, 2, 3)) if need_bias_grad else None
 
 
 @exclusive
 def _backward(
     g: ConvGeometry, grad_out: np.ndarray, saved: ConvSaved, w: np.ndarray, need_input_grad: bool
-):
+) -> tuple[np.ndarray | None, np.ndarray]:
     dtype, data = grad_out.dtype, saved.data
     if saved.method == "direct":
         dx, dw = direct.backward(
@@ -223,19 +222,16 @@ def _backward(
             g.padding,
             need_input_grad,
         )
-        return dx, dw, grad_out.sum(axis=(0, 2, 3))
+        return dx, dw
     if saved.method == "winograd":
-        dx, dw = winograd.backward(grad_out, data, w, g.padding[0], need_input_grad)
-        return dx, dw, grad_out.sum(axis=(0, 2, 3))
+        return winograd.backward(grad_out, data, w, g.padding[0], need_input_grad)
     grad_cols = np.empty((g.out_channels, g.n_images * g.out_h * g.out_w), dtype)
-    sums = np.empty(g.out_channels, np.float64)
-    _batch_first_to_channels_first(grad_out, grad_cols, sums)
+    _batch_first_to_channels_first(grad_out, grad_cols)
     w_matrix = w.reshape(g.out_channels, -1)
     dw = np.matmul(grad_cols, data.T).reshape(w.shape)
-    db = sums.astype(dtype)
     if not need_input_grad:
-        return None, dw, db
+        return None, dw
     dcols = np.matmul(w_matrix.T, grad_cols)
     dx = np.empty((g.n_images, g.channels, g.height, g.width), dtype)
     _col2im_kernel(dcols, g.kh, g.kw, *g.stride, *g.padding, g.out_h, g.out_w, dx)
-    return dx, dw, db
+    return dx, dw

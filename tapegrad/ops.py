@@ -386,10 +386,16 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, needs_grad=(True, True,
     out, columns = kernels.conv2d_forward(x, weight, bias, stride, padding)
 
     def vjp(g):
-        grad_x, grad_w, grad_b = kernels.conv2d_backward(
-            g, columns, x.shape, weight, stride, padding, need_input_grad=needs_grad[0]
+        return kernels.conv2d_backward(
+            g,
+            columns,
+            x.shape,
+            weight,
+            stride,
+            padding,
+            need_input_grad=needs_grad[0],
+            need_bias_grad=bias is not None and len(needs_grad) > 2 and needs_grad[2],
         )
-        return grad_x, grad_w, grad_b if bias is not None else None
 
     return out, vjp
 

@@ -244,6 +244,11 @@ def test_conv2d_without_input_grad_and_bias(stride):
     _, dw_ref, db_ref = conv_backward_reference(np.ones_like(out), x, w, (stride,) * 2, (1, 1))
     np.testing.assert_allclose(dw, dw_ref, rtol=1e-12)
     np.testing.assert_allclose(db, db_ref, rtol=1e-12)
+    dx, dw, db = kernels.conv2d_backward(
+        np.ones_like(out), saved, x.shape, w, stride, 1, need_bias_grad=False
+    )
+    assert dx.shape == x.shape and db is None
+    np.testing.assert_allclose(dw, dw_ref, rtol=1e-12)
 
 
 def test_conv2d_accepts_non_contiguous_inputs():
