@@ -5,6 +5,7 @@ from kernels.threads import configure
 configure()
 
 from kernels.activations import gelu_forward, relu_backward, relu_forward  # noqa: E402
+from kernels.batchnorm import channel_affine, channel_sums  # noqa: E402
 from kernels.conv import (  # noqa: E402  (threads are configured before any kernel runs)
     ConvSaved,
     conv2d_backward,
@@ -20,6 +21,8 @@ from kernels.pool import (  # noqa: E402
 
 __all__ = [
     "ConvSaved",
+    "channel_affine",
+    "channel_sums",
     "col2im",
     "conv2d_backward",
     "conv2d_forward",

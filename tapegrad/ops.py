@@ -421,33 +421,37 @@ def batch_norm(
     #   dL/dweight = sum(g xhat),   dL/dbias = sum(g)   (sums over N, H, W).
     # In evaluation the running statistics are constants: dL/dx = dxhat / sqrt(var + eps).
     # Training also updates the running statistics in place (var unbiased, as PyTorch does).
-    axes, shape = (0, 2, 3), (1, -1, 1, 1)
+    # Each way is one pass of per-channel sums and one of per-channel affine maps
+    # (kernels.batchnorm), with the sums in float64.
+    count = x.size // x.shape[1]
     if training:
-        mean = x.mean(axis=axes)
-        var = x.var(axis=axes)
-        count = x.size // x.shape[1]
+        shift = x[0, :, 0, 0].astype(np.float64)
+        sums, products = kernels.channel_sums(x, x, shift)
+        mean = sums / count
+        var = (products - shift * (sums - count * shift)) / count - (mean - shift) ** 2
+        var = np.maximum(var, 0.0)
         running_mean *= 1 - momentum
         running_mean += momentum * mean
         running_var *= 1 - momentum
         running_var += momentum * var * (count / (count - 1) if count > 1 else 1.0)
     else:
-        mean, var = running_mean, running_var
-    inverse_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-    xhat = (x - mean.astype(x.dtype).reshape(shape)) * inverse_std.reshape(shape)
-    out = xhat if weight is None else xhat * weight.reshape(shape)
-    if bias is not None:
-        out = out + bias.reshape(shape)
+        mean, var = running_mean.astype(np.float64), running_var.astype(np.float64)
+    inverse_std = 1.0 / np.sqrt(var + eps)
+    scale = inverse_std if weight is None else inverse_std * weight
+    zero = np.zeros_like(mean)
+    out = kernels.channel_affine(x, x, mean, zero, scale, zero if bias is None else bias)
 
     def vjp(g):
-        dxhat = g if weight is None else g * weight.reshape(shape)
+        # sum(g) and sum(g (x - mean)) = sum(g xhat) / inverse_std, per channel
+        g_sum, g_centred = kernels.channel_sums(g, x, mean)
         if training:
-            centred = dxhat - dxhat.mean(axis=axes, keepdims=True)
-            centred -= xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)
-            grad_x = centred * inverse_std.reshape(shape)
+            # dL/dx = scale (g - sum(g) / m - (x - mean) inverse_std^2 sum(g (x - mean)) / m)
+            beta, gamma = -scale * inverse_std**2 * g_centred / count, -scale * g_sum / count
         else:
-            grad_x = dxhat * inverse_std.reshape(shape)
-        grad_w = None if weight is None else (g * xhat).sum(axis=axes)
-        grad_b = None if bias is None else g.sum(axis=axes)
+            beta, gamma = zero, zero
+        grad_x = kernels.channel_affine(g, x, mean, scale, beta, gamma)
+        grad_w = None if weight is None else (g_centred * inverse_std).astype(x.dtype)
+        grad_b = None if bias is None else g_sum.astype(x.dtype)
         return grad_x, grad_w, grad_b
 
     return out, vjp

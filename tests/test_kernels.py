@@ -511,3 +511,33 @@ def test_relu_kernels_match_numpy_including_nan_and_views(dtype):
     np.testing.assert_array_equal(kernels.relu_backward(g, x), g * (x > 0))
     assert kernels.relu_forward(x).dtype == dtype
     np.testing.assert_array_equal(kernels.relu_forward(np.array([-2, 3])), [0, 3])  # integers
+
+
+# ---------------------------------------------------------------- batch normalisation
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_channel_sums_and_affine_match_numpy(dtype):
+    a, b = random_arrays(dtype, 9, (3, 4, 5, 6), (3, 4, 5, 6))
+    center, alpha, beta, gamma = random_arrays(np.float64, 10, (4,), (4,), (4,), (4,))
+    sums, products = kernels.channel_sums(a, b, center)
+    shape = (1, -1, 1, 1)
+    wide_a, wide_b = a.astype(np.float64), b.astype(np.float64)
+    np.testing.assert_allclose(sums, wide_a.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
+    expected = (wide_a * (wide_b - center.reshape(shape))).sum(axis=(0, 2, 3))
+    np.testing.assert_allclose(products, expected, rtol=1e-12, atol=1e-12)
+
+    out = kernels.channel_affine(a, b, center, alpha, beta, gamma)
+    per_channel = [v.astype(dtype).reshape(shape) for v in (center, alpha, beta, gamma)]
+    expected = per_channel[1] * a + per_channel[2] * (b - per_channel[0]) + per_channel[3]
+    rtol, atol = tolerance(dtype, 3)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, expected, rtol=rtol, atol=atol)
+
+
+def test_batch_norm_kernels_reject_mismatched_arrays():
+    a = np.zeros((2, 3, 4, 4), np.float32)
+    with pytest.raises(ValueError, match=r"one 4-D \(N, C, H, W\) shape, got .*\(2, 3, 4, 3\)"):
+        kernels.channel_sums(a, a[..., :3], np.zeros(3))
+    with pytest.raises(TypeError, match="must all be float32 or all float64, got"):
+        kernels.channel_affine(a, a.astype(np.float64), *[np.zeros(3)] * 4)

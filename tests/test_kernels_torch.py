@@ -1,4 +1,7 @@
-"""kernels/ against PyTorch's conv2d and max_pool2d, values and gradients (skipped sans torch)."""
+"""kernels/ against PyTorch's conv2d, max_pool2d and batch_norm, values and gradients.
+
+Skipped where torch is not installed (CI installs it).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import numpy as np
 import pytest
 
 import kernels
+import tapegrad as tg
 
 torch = pytest.importorskip("torch")
 functional = pytest.importorskip("torch.nn.functional")
@@ -18,6 +22,8 @@ CONV_CASES = [
     ((2, 8, 16, 16), (12, 8, 3, 3), 1, 1),
     ((2, 4, 11, 9), (6, 4, 5, 3), 2, (2, 1)),
     ((1, 3, 10, 13), (5, 3, 3, 4), (2, 3), 0),
+    ((2, 64, 7, 7), (256, 64, 3, 3), 1, 1),  # wide: the Winograd method
+    ((3, 256, 3, 3), (256, 256, 3, 3), 1, 1),
 ]
 
 
@@ -62,3 +68,29 @@ def test_maxpool_matches_torch(dtype, x_shape, kernel_size, stride):
     np.testing.assert_array_equal(out, out_t.detach().numpy())
     np.testing.assert_array_equal(argmax, indices.numpy())
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_matches_torch(dtype, training):
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((4, 5, 6, 7)) * 3 + 100).astype(dtype)  # a large mean, as after ReLU
+    weight, bias = rng.uniform(0.5, 2, 5).astype(dtype), rng.standard_normal(5).astype(dtype)
+    mean, var = rng.standard_normal(5) + 100, rng.uniform(5, 10, 5)
+    grad = rng.standard_normal(x.shape).astype(dtype)
+
+    inputs = [tg.Tensor(a, requires_grad=True) for a in (x, weight, bias)]
+    running = [mean.astype(dtype), var.astype(dtype)]
+    out = tg.batch_norm(*inputs, running_mean=running[0], running_var=running[1], training=training)
+    out.backward(grad)
+
+    tensors = [torch.tensor(a, requires_grad=True) for a in (x, weight, bias)]
+    running_t = [torch.tensor(a.astype(dtype)) for a in (mean, var)]
+    out_t = functional.batch_norm(tensors[0], *running_t, *tensors[1:], training=training)
+    out_t.backward(torch.tensor(grad))
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    pairs = [(out.data, out_t)] + [(a.grad, t.grad) for a, t in zip(inputs, tensors, strict=True)]
+    pairs += list(zip(running, running_t, strict=True))
+    for got, want in pairs:
+        want = want.detach().numpy()
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
