@@ -1,8 +1,10 @@
 """Numba kernels on NCHW arrays: convolution, im2col and max pooling, forward and backward."""
 
+from kernels.memory import keep_freed_memory
 from kernels.threads import configure
 
 configure()
+keep_freed_memory()
 
 from kernels.activations import gelu_forward, relu_backward, relu_forward  # noqa: E402
 from kernels.batchnorm import channel_affine, channel_sums  # noqa: E402

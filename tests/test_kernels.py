@@ -541,3 +541,14 @@ def test_batch_norm_kernels_reject_mismatched_arrays():
         kernels.channel_sums(a, a[..., :3], np.zeros(3))
     with pytest.raises(TypeError, match="must all be float32 or all float64, got"):
         kernels.channel_affine(a, a.astype(np.float64), *[np.zeros(3)] * 4)
+
+
+# ---------------------------------------------------------------- process settings
+
+
+def test_keep_freed_memory_tunes_glibc_unless_the_user_did(monkeypatch):
+    from kernels import memory
+
+    assert memory.keep_freed_memory() is True  # Linux with glibc, as on the target machine
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert memory.keep_freed_memory() is False
