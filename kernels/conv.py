@@ -2,7 +2,7 @@
 
 Three methods. "direct" (stride 1 only, the default there) runs the shifted-plane kernels of
 kernels.direct, with no column matrix at all. "winograd" (3x3, stride 1, padding 0-2; the
-default for wide layers, where it is 1.2-6x faster) runs the F(4x4, 3x3) kernels of
+default for wide layers, where it is 1.1-4x faster) runs the F(4x4, 3x3) kernels of
 kernels.winograd. "im2col" (any stride, the default for stride > 1) is im2col plus one BLAS GEMM
 per pass over the whole batch:
   forward:  Y = W2 @ cols with W2 = w.reshape(C_out, C * kh * kw); Y is (C_out, N, OH, OW), so one
@@ -94,14 +94,18 @@ def _winograd_fits(g: ConvGeometry) -> bool:
 def _pick_method(g: ConvGeometry, method: str) -> str:
     """The method to run: `method` checked, or for "auto" the fastest one measured here.
 
-    Winograd's transforms cost per channel what its GEMMs save per channel pair, so it wins on
-    wide layers: 64 -> 256 channels on 15x15 planes by 1.1x, 256 -> 256 on 7x7 by 2.5x and on
-    3x3 by 4-6x, but loses to the direct method on 64 -> 64 channels.
+    Winograd's transforms cost per channel what its GEMMs save per channel pair, and the
+    direct method wastes most on small planes, so Winograd wins from 64 channels in and out
+    on planes of up to 8x8 (64 -> 64 on 7x7 by 1.2x, 128 -> 128 on 3x3 by 3.9x) and on
+    larger ones from 8192 channel pairs (64 -> 128 on 15x15 by 1.2x, 64 -> 256 by 1.1x); it
+    loses on 64 -> 64 channels at 15x15 (0.7x) and below 64 channels (0.4-0.8x). Forward plus
+    backward at batch 64 on the target machine.
     """
     if method not in METHODS:
         raise ValueError(f"conv2d: method must be one of {METHODS}, got {method!r}")
     if method == "auto":
-        wide = min(g.channels, g.out_channels) >= 64 and g.channels * g.out_channels >= 16384
+        pairs, plane = g.channels * g.out_channels, g.out_h * g.out_w
+        wide = min(g.channels, g.out_channels) >= 64 and (pairs >= 8192 or plane <= 64)
         if _winograd_fits(g) and wide:
             return "winograd"
         return "direct" if g.stride == (1, 1) else "im2col"

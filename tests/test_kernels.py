@@ -230,6 +230,10 @@ def test_auto_method_runs_wide_3x3_layers_with_winograd():
     np.testing.assert_allclose(out, expected, atol=2e-5 * np.abs(expected).max())
     _, narrow = kernels.conv2d_forward(x[:, :16], w[:64, :16], None, 1, 1)
     assert narrow.method == "direct"
+    _, small_plane = kernels.conv2d_forward(x, w[:64], None, 1, 1)  # 64 -> 64 on 7x7
+    assert small_plane.method == "winograd"
+    large_plane = np.zeros((1, 64, 15, 15), np.float32)
+    assert kernels.conv2d_forward(large_plane, w[:64], None, 1, 1)[1].method == "direct"
 
 
 @pytest.mark.parametrize("stride", [1, 2])
