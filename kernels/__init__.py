@@ -1,4 +1,5 @@
-"""Numba kernels on NCHW arrays: convolution, im2col and max pooling, forward and backward."""
+"""Numba kernels on NCHW arrays: convolution (direct, Winograd, im2col), max pooling, batch norm
+and activations, forward and backward."""
 
 from kernels.memory import keep_freed_memory
 from kernels.threads import configure
@@ -7,7 +8,7 @@ configure()
 keep_freed_memory()
 
 from kernels.activations import gelu_forward, relu_backward, relu_forward  # noqa: E402
-from kernels.batchnorm import channel_affine, channel_sums  # noqa: E402
+from kernels.channels import channel_affine, channel_sums  # noqa: E402
 from kernels.conv import (  # noqa: E402  (threads are configured before any kernel runs)
     ConvSaved,
     conv2d_backward,

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from kernels import direct, winograd
+from kernels import channels, direct, winograd
 from kernels._geometry import ConvGeometry, Pair, conv_geometry
 from kernels.im2col import _col2im_kernel, _im2col_kernel
 from kernels.threads import exclusive
@@ -209,7 +209,10 @@ def conv2d_backward(
     grad_out = np.ascontiguousarray(grad_out)
     w = np.ascontiguousarray(w)
     dx, dw = _backward(g, grad_out, saved, w, need_input_grad)
-    return dx, dw, grad_out.sum(axis=(0, 2, 3)) if need_bias_grad else None
+    if not need_bias_grad:
+        return dx, dw, None
+    sums, _ = channels.channel_sums(grad_out, grad_out, np.zeros(g.out_channels))
+    return dx, dw, sums.astype(grad_out.dtype)
 
 
 @exclusive

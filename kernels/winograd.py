@@ -21,8 +21,10 @@ with the flipped, transposed weights; the weight gradient is the transpose of th
     dU[xi][c, k] = sum_t V[xi][t, c] Z[xi][t, k],   Z = A dy A^T,   dg = G^T dU G,
 
 with V recomputed from the input. Float32 rounding is larger than the direct method's (the
-transforms mix values up to 5x and 1/24 apart): relative errors of a few 1e-6 of the output's
-magnitude, which training does not notice; float64 is exact to ~1e-14.
+transforms mix values up to 5x and 1/24 apart): errors of a few 1e-6 of the output's largest
+magnitude, which training does not notice; float64 is exact to ~1e-14. The transforms also mix
+all the pixels of a tile, so a NaN or infinity in x makes its whole 4x4 tile of outputs NaN,
+not only the windows that contain it.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def transform_matrices(
         scale = np.abs(bt[row][np.abs(bt[row]) > 1e-12]).min()
         bt[row] /= scale
         g[row] *= scale
-    bt = np.where(np.abs(bt - np.round(bt)) < 1e-9, np.round(bt), bt)
+    bt = np.where(np.abs(bt - np.round(bt)) < 1e-9, np.round(bt), bt) + 0.0  # no -0.0
     return at, g, bt
 
 

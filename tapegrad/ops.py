@@ -422,7 +422,7 @@ def batch_norm(
     # In evaluation the running statistics are constants: dL/dx = dxhat / sqrt(var + eps).
     # Training also updates the running statistics in place (var unbiased, as PyTorch does).
     # Each way is one pass of per-channel sums and one of per-channel affine maps
-    # (kernels.batchnorm), with the sums in float64.
+    # (kernels.channels), with the sums in float64.
     count = x.size // x.shape[1]
     if training:
         shift = x[0, :, 0, 0].astype(np.float64)

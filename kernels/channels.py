@@ -1,8 +1,9 @@
-"""Batch normalisation over NCHW arrays in two passes each way, one thread per channel block.
+"""Per-channel sums and affine maps over NCHW arrays: batch norm in two passes each way.
 
-NumPy needs about nine passes over the activations for the forward pass (mean, variance,
-centring, scaling, shifting) and eleven for the backward pass. Every one of them is a sum per
-channel or an affine map per channel, so two kernels do all of it:
+NumPy needs about nine passes over the activations for batch norm's forward pass (mean,
+variance, centring, scaling, shifting) and eleven for its backward pass. Every one of them is a
+sum per channel or an affine map per channel, so two kernels, parallel over channels, do all of
+it (and the sum of a convolution's output gradient for its bias):
 
 - `channel_sums(a, b, center)`: per channel c, sum(a) and sum(a * (b - center[c])), accumulated
   in float64. With a = b = x and center K = one value of the channel, the mean is sum(x) / m and
