@@ -7,7 +7,7 @@ kernels.winograd. "im2col" (any stride, the default for stride > 1) is im2col pl
 per pass over the whole batch:
   forward:  Y = W2 @ cols with W2 = w.reshape(C_out, C * kh * kw); Y is (C_out, N, OH, OW), so one
             jitted pass adds the bias and moves it to (N, C_out, OH, OW);
-  backward: G = grad_out moved to (C_out, N * OH * OW) (the same pass sums it into db),
+  backward: G = grad_out moved to (C_out, N * OH * OW),
             dW = G @ cols.T,  dcols = W2.T @ G,  dx = col2im(dcols).
 """
 
