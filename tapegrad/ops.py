@@ -382,7 +382,8 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, needs_grad=(True, True,
     #   dL/dx = col2im(W_mat^T G)   (col2im adds overlapping receptive fields back up),
     # with W_mat = weight reshaped to (C_out, C kh kw) and G = dL/dZ laid out like the columns.
     # At stride 1 the kernels compute the same three products from shifted slices of the
-    # padded input instead of storing cols(x) (kernels/direct.py).
+    # padded input instead of storing cols(x) (kernels/direct.py), and wide 3x3 layers with
+    # 4x fewer multiplications through Winograd's transform (kernels/winograd.py).
     out, columns = kernels.conv2d_forward(x, weight, bias, stride, padding)
 
     def vjp(g):
