@@ -68,6 +68,8 @@ CASES = {
         (lambda x, w, b: tg.conv2d(x, w, b, padding=2), (_t(2, 1, 5, 4), _t(3, 1, 5, 5), _t(3))),
         (lambda x, w: tg.conv2d(x, w, stride=2), (_t(1, 2, 6, 9), _t(2, 2, 2, 4))),
         (lambda x, w: tg.conv2d(x, w, stride=1, padding=1), (_t(2, 3, 4, 4), _t(2, 3, 4, 4))),
+        # 64 -> 64 channels on a small plane: the Winograd method
+        (lambda x, w: tg.conv2d(x, w, padding=1), (_t(1, 64, 2, 3), _t(64, 64, 3, 3))),
     ],
     "max_pool2d": [
         (lambda x: tg.max_pool2d(x, kernel_size=2), (_t(2, 3, 6, 4),)),
