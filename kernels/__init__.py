@@ -8,7 +8,7 @@ configure()
 keep_freed_memory()
 
 from kernels.activations import gelu_forward, relu_backward, relu_forward  # noqa: E402
-from kernels.channels import channel_affine, channel_sums  # noqa: E402
+from kernels.channels import channel_affine, channel_sums, channel_totals  # noqa: E402
 from kernels.conv import (  # noqa: E402  (threads are configured before any kernel runs)
     ConvSaved,
     conv2d_backward,
@@ -26,6 +26,7 @@ __all__ = [
     "ConvSaved",
     "channel_affine",
     "channel_sums",
+    "channel_totals",
     "col2im",
     "conv2d_backward",
     "conv2d_forward",

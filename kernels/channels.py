@@ -3,7 +3,7 @@
 NumPy needs about nine passes over the activations for batch norm's forward pass (mean,
 variance, centring, scaling, shifting) and eleven for its backward pass. Every one of them is a
 sum per channel or an affine map per channel, so two kernels, parallel over channels, do all of
-it (and the sum of a convolution's output gradient for its bias):
+it; `channel_totals` is the sums alone, a convolution's bias gradient:
 
 - `channel_sums(a, b, center)`: per channel c, sum(a) and sum(a * (b - center[c])), accumulated
   in float64. With a = b = x and center K = one value of the channel, the mean is sum(x) / m and
@@ -42,6 +42,18 @@ def _channel_sums(a, b, center, sums, products):
         products[c] = product
 
 
+@njit(cache=True, parallel=True, fastmath={"reassoc"})
+def _channel_totals(a, sums):
+    n_images, channels = a.shape[0], a.shape[1]
+    for c in prange(channels):
+        total = 0.0
+        for n in range(n_images):
+            x = a[n, c].reshape(-1)
+            for i in range(x.size):
+                total += np.float64(x[i])
+        sums[c] = total
+
+
 @njit(cache=True, parallel=True, fastmath={"contract"})
 def _channel_affine(a, b, center, alpha, beta, gamma, out):
     n_images, channels = a.shape[0], a.shape[1]
@@ -75,6 +87,15 @@ def channel_sums(a: np.ndarray, b: np.ndarray, center: np.ndarray) -> tuple[np.n
     center = np.ascontiguousarray(center, dtype=np.float64)
     _channel_sums(np.ascontiguousarray(a), np.ascontiguousarray(b), center, sums, products)
     return sums, products
+
+
+@exclusive
+def channel_totals(a: np.ndarray) -> np.ndarray:
+    """sum of a per channel of an (N, C, H, W) array, in float64: a bias gradient."""
+    _check("channel_totals", a=a)
+    sums = np.empty(a.shape[1])
+    _channel_totals(np.ascontiguousarray(a), sums)
+    return sums
 
 
 @exclusive

@@ -211,8 +211,7 @@ def conv2d_backward(
     dx, dw = _backward(g, grad_out, saved, w, need_input_grad)
     if not need_bias_grad:
         return dx, dw, None
-    sums, _ = channels.channel_sums(grad_out, grad_out, np.zeros(g.out_channels))
-    return dx, dw, sums.astype(grad_out.dtype)
+    return dx, dw, channels.channel_totals(grad_out).astype(grad_out.dtype)
 
 
 @exclusive

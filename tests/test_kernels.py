@@ -528,6 +528,7 @@ def test_channel_sums_and_affine_match_numpy(dtype):
     shape = (1, -1, 1, 1)
     wide_a, wide_b = a.astype(np.float64), b.astype(np.float64)
     np.testing.assert_allclose(sums, wide_a.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(kernels.channel_totals(a), sums, rtol=1e-12, atol=1e-12)
     expected = (wide_a * (wide_b - center.reshape(shape))).sum(axis=(0, 2, 3))
     np.testing.assert_allclose(products, expected, rtol=1e-12, atol=1e-12)
 
