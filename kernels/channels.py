@@ -11,7 +11,7 @@ it; `channel_totals` is the sums alone, a convolution's bias gradient:
   exact to ~1e-16 |mean| / std); with a = g, b = x and center = mean it gives the two sums of
   the backward pass.
 - `channel_affine(a, b, center, alpha, beta, gamma)`: alpha[c] a + beta[c] (b - center[c]) +
-  gamma[c], elementwise: the normalisation (a = 0) and the input gradient.
+  gamma[c], elementwise: the normalisation (a = b = x, alpha = 0) and the input gradient.
 Subtracting `center` before multiplying keeps float32 accurate when a channel's mean is large.
 """
 

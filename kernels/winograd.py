@@ -35,6 +35,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from kernels.direct import multiply_add_block
+
 TILE = 4  # m: output pixels per tile side
 KERNEL = 3  # r
 SPAN = TILE + KERNEL - 1  # a: input (and transformed) tile side
@@ -81,38 +83,17 @@ def transform_matrices(
 def _gemm(coef, src, out):
     """out += coef @ src for coef (R, Q), src (Q, S), out (R, S); R a multiple of 8, Q of 4.
 
-    The 8 x 4 coefficients of a block stay in registers while its 4 source rows stream through
-    8 accumulator rows in L1 (as in kernels.direct._shifted_conv).
+    Blocks of 8 rows x 4 taps, with the register block of kernels.direct.
     """
     n_rows, n_taps = coef.shape
     span = out.shape[1]
-    # A fresh accumulator, which LLVM knows aliases nothing, lets the loop below vectorise.
+    # A fresh accumulator, which LLVM knows aliases nothing, lets the block vectorise.
     acc = np.empty((ROWS, span), dtype=out.dtype)
-    a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
-    a4, a5, a6, a7 = acc[4], acc[5], acc[6], acc[7]
     for r in range(0, n_rows, ROWS):
         acc[:] = out[r : r + ROWS]
         for k in range(0, n_taps, TAPS):
-            x0, x1, x2, x3 = src[k], src[k + 1], src[k + 2], src[k + 3]
-            w = coef[r : r + 8, k : k + 4]
-            w00, w01, w02, w03 = w[0, 0], w[0, 1], w[0, 2], w[0, 3]
-            w10, w11, w12, w13 = w[1, 0], w[1, 1], w[1, 2], w[1, 3]
-            w20, w21, w22, w23 = w[2, 0], w[2, 1], w[2, 2], w[2, 3]
-            w30, w31, w32, w33 = w[3, 0], w[3, 1], w[3, 2], w[3, 3]
-            w40, w41, w42, w43 = w[4, 0], w[4, 1], w[4, 2], w[4, 3]
-            w50, w51, w52, w53 = w[5, 0], w[5, 1], w[5, 2], w[5, 3]
-            w60, w61, w62, w63 = w[6, 0], w[6, 1], w[6, 2], w[6, 3]
-            w70, w71, w72, w73 = w[7, 0], w[7, 1], w[7, 2], w[7, 3]
-            for q in range(span):
-                v0, v1, v2, v3 = x0[q], x1[q], x2[q], x3[q]
-                a0[q] += w00 * v0 + w01 * v1 + w02 * v2 + w03 * v3
-                a1[q] += w10 * v0 + w11 * v1 + w12 * v2 + w13 * v3
-                a2[q] += w20 * v0 + w21 * v1 + w22 * v2 + w23 * v3
-                a3[q] += w30 * v0 + w31 * v1 + w32 * v2 + w33 * v3
-                a4[q] += w40 * v0 + w41 * v1 + w42 * v2 + w43 * v3
-                a5[q] += w50 * v0 + w51 * v1 + w52 * v2 + w53 * v3
-                a6[q] += w60 * v0 + w61 * v1 + w62 * v2 + w63 * v3
-                a7[q] += w70 * v0 + w71 * v1 + w72 * v2 + w73 * v3
+            w = coef[r : r + ROWS, k : k + TAPS]
+            multiply_add_block(acc, src[k], src[k + 1], src[k + 2], src[k + 3], w)
         out[r : r + ROWS] = acc
 
 
