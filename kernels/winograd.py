@@ -277,66 +277,66 @@ def _winograd_weight_grad(x, pad, grad, bt, at, images_per_task, n_workers, part
                 _gemm(v[xi].T, z[xi], acc[xi])
 
 
-@njit(cache=True, parallel=True, fastmath={"contract"})
+@njit(cache=True, parallel=True)
 def _weights_forward(w_last, g, u):
-    """u[a * s + b, c, k] = (G w[k, c] G^T)[a, b] from w_last[c, i, j, k] = w[k, c, i, j]."""
+    """u[a * s + b, c, k] = (G w[k, c] G^T)[a, b] from w_last[c, i, j, k] = w[k, c, i, j].
+
+    u is (s^2, Cp, Kp); only its first C channels and K columns are written.
+    """
     channels, r, _, out_channels = w_last.shape
-    span = g.shape[0]
+    s = g.shape[0]
+    in_pad, out_pad = u.shape[1], u.shape[2]
+    flat_u = u.reshape(-1)
     for c in prange(channels):
-        # half[a, j] = sum_i G[a, i] w[i, j], then u[a, b] = sum_j half[a, j] G[b, j]
-        half = np.zeros((span, r, out_channels), dtype=u.dtype)
-        for a in range(span):
+        source = w_last[c].reshape(-1)
+        half = np.empty(s * r * out_channels, u.dtype)  # half[a, j] = sum_i G[a, i] w[i, j]
+        src_starts, dst_starts = np.empty(s, np.int64), np.empty(s, np.int64)
+        for j in range(r):
             for i in range(r):
-                coef = g[a, i]
-                if coef != 0:
-                    for j in range(r):
-                        source, target = w_last[c, i, j], half[a, j]
-                        for k in range(out_channels):
-                            target[k] += coef * source[k]
-        for a in range(span):
-            for b in range(span):
-                target = u[a * span + b, c]
-                target[:] = 0
-                for j in range(r):
-                    coef = g[b, j]
-                    if coef != 0:
-                        source = half[a, j]
-                        for k in range(out_channels):
-                            target[k] += coef * source[k]
+                src_starts[i] = (i * r + j) * out_channels
+            for a in range(s):
+                dst_starts[a] = (a * r + j) * out_channels
+            _combine(g, source, src_starts, half, dst_starts, out_channels)
+        for a in range(s):  # u[a, b] = sum_j G[b, j] half[a, j]
+            for j in range(r):
+                src_starts[j] = (a * r + j) * out_channels
+            for b in range(s):
+                dst_starts[b] = ((a * s + b) * in_pad + c) * out_pad
+            _combine(g, half, src_starts, flat_u, dst_starts, out_channels)
 
 
-@njit(cache=True, parallel=True, fastmath={"contract"})
-def _weights_backward(partial, g, dw_last):
-    """dw_last[c, i, j, k] = (G^T dU[c, k] G)[i, j], dU the sum of partial (workers, s^2, ...)."""
+@njit(cache=True, parallel=True)
+def _weights_backward(partial, g_t, dw_last):
+    """dw_last[c, i, j, k] = (G^T dU[c, k] G)[i, j], dU the sum of partial (workers, s^2, ...).
+
+    g_t is G^T (r x s), in float64 like the sums.
+    """
     channels, r, _, out_channels = dw_last.shape
-    span = g.shape[0]
+    s = g_t.shape[1]
     for c in prange(channels):
-        du = np.zeros((span * span, out_channels), dtype=np.float64)
+        du = np.zeros((s * s, out_channels), dtype=np.float64)
         for worker in range(partial.shape[0]):
-            for ab in range(span * span):
+            for ab in range(s * s):
                 source = partial[worker, ab, c]
                 for k in range(out_channels):
                     du[ab, k] += source[k]
-        # half[a, j] = sum_b dU[a, b] G[b, j], then dw[i, j] = sum_a G[a, i] half[a, j]
-        half = np.zeros((span, r, out_channels), dtype=np.float64)
-        for a in range(span):
-            for b in range(span):
-                for j in range(r):
-                    coef = g[b, j]
-                    if coef != 0:
-                        source, target = du[a * span + b], half[a, j]
-                        for k in range(out_channels):
-                            target[k] += coef * source[k]
-        for i in range(r):
+        flat_du = du.reshape(-1)
+        half = np.empty(s * r * out_channels)  # half[a, j] = sum_b dU[a, b] G[b, j]
+        dw = np.empty(r * r * out_channels)  # dw[i, j] = sum_a G[a, i] half[a, j]
+        src_starts, dst_starts = np.empty(s, np.int64), np.empty(s, np.int64)
+        for a in range(s):
+            for b in range(s):
+                src_starts[b] = (a * s + b) * out_channels
             for j in range(r):
-                target = dw_last[c, i, j]
-                target[:] = 0
-                for a in range(span):
-                    coef = g[a, i]
-                    if coef != 0:
-                        source = half[a, j]
-                        for k in range(out_channels):
-                            target[k] += coef * source[k]
+                dst_starts[j] = (a * r + j) * out_channels
+            _combine(g_t, flat_du, src_starts, half, dst_starts, out_channels)
+        for j in range(r):
+            for a in range(s):
+                src_starts[a] = (a * r + j) * out_channels
+            for i in range(r):
+                dst_starts[i] = (i * r + j) * out_channels
+            _combine(g_t, half, src_starts, dw, dst_starts, out_channels)
+        dw_last[c] = dw.reshape((r, r, out_channels))
 
 
 def _images_per_task(n_images: int, out_h: int, out_w: int) -> int:
@@ -353,11 +353,12 @@ def _transformed_weights(w: np.ndarray) -> np.ndarray:
     _, g, _ = transform_matrices()
     u = np.zeros((SPAN * SPAN, _round_up(channels, ROWS), _round_up(out_channels, ALIGN)), w.dtype)
     w_last = np.ascontiguousarray(w.transpose(1, 2, 3, 0))
-    _weights_forward(w_last, g.astype(w.dtype), u[:, :channels, :out_channels])
+    _weights_forward(w_last, g.astype(w.dtype), u)
     return u
 
 
-def _convolve(x: np.ndarray, w: np.ndarray, bias: np.ndarray, pad: int) -> np.ndarray:
+def forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray, pad: int) -> np.ndarray:
+    """3x3 stride-1 conv2d of C-contiguous x (N, C, H, W) with zero padding pad in {0, 1, 2}."""
     n_images, _, height, width = x.shape
     out_h, out_w = height + 2 * pad - KERNEL + 1, width + 2 * pad - KERNEL + 1
     at, _, bt = transform_matrices()
@@ -366,11 +367,6 @@ def _convolve(x: np.ndarray, w: np.ndarray, bias: np.ndarray, pad: int) -> np.nd
     images_per_task = _images_per_task(n_images, out_h, out_w)
     _winograd_conv(x, pad, u, bias, bt.astype(x.dtype), at.astype(x.dtype), images_per_task, out)
     return out
-
-
-def forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray, pad: int) -> np.ndarray:
-    """3x3 stride-1 conv2d of C-contiguous x (N, C, H, W) with zero padding pad in {0, 1, 2}."""
-    return _convolve(x, w, bias, pad)
 
 
 def backward(
@@ -395,10 +391,10 @@ def backward(
         partial,
     )
     dw_last = np.empty((channels, KERNEL, KERNEL, out_channels), grad_out.dtype)
-    _weights_backward(partial, g, dw_last)
+    _weights_backward(partial, np.ascontiguousarray(g.T), dw_last)
     dw = np.ascontiguousarray(dw_last.transpose(3, 0, 1, 2))
     if not need_input_grad:
         return None, dw
     flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    dx = _convolve(grad_out, flipped, np.zeros(channels, grad_out.dtype), KERNEL - 1 - pad)
+    dx = forward(grad_out, flipped, np.zeros(channels, grad_out.dtype), KERNEL - 1 - pad)
     return dx, dw
