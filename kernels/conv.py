@@ -196,7 +196,7 @@ def conv2d_backward(
             f"{(g.kh, g.kw)} with padding {g.padding}; pass the padding given to conv2d_forward"
         )
     if saved.method == "direct":
-        expected = direct.padded_shape(x_shape, g.padding)
+        expected = direct.padded_shape(x_shape, w.shape, g.padding)
     elif saved.method == "winograd":
         expected = tuple(x_shape)
     else:

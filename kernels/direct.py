@@ -207,10 +207,28 @@ class PaddedLayout(NamedTuple):
     span: int
 
 
-def _layout(rows: int, row_width: int, out_h: int, out_w: int) -> PaddedLayout:
+def _layout(rows: int, width: int, left: int, out_h: int, out_w: int) -> PaddedLayout:
+    """The layout for `width` columns padded by `left` zeros each side, giving out_w outputs.
+
+    A row holds its left padding and its data but no right padding: reads past the data run
+    on into the next row's left padding, which is just as zero (they reach at most `left`
+    columns past it). Fewer columns per row mean fewer discarded outputs: a 14x14 plane with
+    a 5x5 kernel computes 224 outputs instead of 256.
+    """
+    row_width = max(width + left, out_w)
     span = _round_up((out_h - 1) * row_width + out_w, ALIGN)
     plane = _round_up(rows * row_width, ALIGN)
     return PaddedLayout(rows, row_width, plane, span)
+
+
+def _input_layout(
+    x_shape: tuple[int, ...], kernel: tuple[int, int], padding: tuple[int, int]
+) -> PaddedLayout:
+    """The layout of forward's padded input (and of the weight gradient's)."""
+    height, width = x_shape[2], x_shape[3]
+    (kh, kw), (ph, pw) = kernel, padding
+    rows, out_w = height + 2 * ph, width + 2 * pw - kw + 1
+    return _layout(rows, width, pw, rows - kh + 1, out_w)
 
 
 @functools.lru_cache(maxsize=256)
@@ -258,23 +276,23 @@ def _convolve(
     )
 
 
-def padded_shape(x_shape: tuple[int, int, int, int], padding: tuple[int, int]) -> tuple[int, ...]:
+def padded_shape(
+    x_shape: tuple[int, int, int, int], w_shape: tuple[int, ...], padding: tuple[int, int]
+) -> tuple[int, ...]:
     """Shape of the padded input that forward keeps for backward."""
-    n_images, channels, height, width = x_shape
-    rows, row_width = height + 2 * padding[0], width + 2 * padding[1]
-    return n_images, channels + 1, _round_up(rows * row_width, ALIGN)
+    layout = _input_layout(x_shape, w_shape[2:], padding)
+    return x_shape[0], x_shape[1] + 1, layout.plane
 
 
 def forward(
     x: np.ndarray, w: np.ndarray, bias: np.ndarray, padding: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stride-1 conv2d of C-contiguous x (N, C, H, W); returns (out, padded input for backward)."""
-    n_images, channels, height, width = x.shape
+    n_images, channels, _, width = x.shape
     out_channels, _, kh, kw = w.shape
     ph, pw = padding
-    rows, row_width = height + 2 * ph, width + 2 * pw
-    out_h, out_w = rows - kh + 1, row_width - kw + 1
-    layout = _layout(rows, row_width, out_h, out_w)
+    layout = _input_layout(x.shape, (kh, kw), padding)
+    out_h, out_w = layout.rows - kh + 1, width + 2 * pw - kw + 1
     padded = _padded_copy(x, ph, pw, layout, channels + 1)  # +1: a zero plane for padding taps
     out = np.empty((n_images, out_channels, out_h, out_w), dtype=x.dtype)
     _convolve(padded, w, bias, layout, out)
@@ -293,8 +311,8 @@ def backward(
     n_images, channels, height, width = x_shape
     out_channels, _, kh, kw = w.shape
     ph, pw = padding
-    out_h, out_w = grad_out.shape[2], grad_out.shape[3]
-    layout = _layout(height + 2 * ph, width + 2 * pw, out_h, out_w)
+    out_w = grad_out.shape[3]
+    layout = _input_layout(x_shape, (kh, kw), padding)
     shifts = _shifts(channels, kh, kw, layout.plane, layout.row_width)
 
     # Images split into one chunk per thread, each with its own partial sums of dw.
@@ -319,7 +337,7 @@ def backward(
     # dx[c, h, w] = sum_{o,i,j} grad[o, h + i - top, w + j - left] * w[o, c, kh-1-i, kw-1-j]:
     # the convolution of the gradient padded by (top, left) with flipped, transposed weights.
     top, left = kh - 1 - ph, kw - 1 - pw
-    grad_layout = _layout(height + kh - 1, width + kw - 1, height, width)
+    grad_layout = _layout(height + kh - 1, out_w, left, height, width)
     grad_padded = _padded_copy(grad_out, top, left, grad_layout, out_channels + 1)
     flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     dx = np.empty(x_shape, dtype=grad_out.dtype)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kernels
-from kernels import winograd
+from kernels import direct, winograd
 
 DTYPES = [np.float32, np.float64]
 
@@ -176,6 +176,13 @@ def test_conv2d_matches_reference(dtype, method, problem):
         assert got.dtype == dtype and got.shape == want.shape
         rtol, atol = tolerance(dtype, max(terms, grad.size))
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+def test_direct_rows_share_their_padding():
+    """A row of the padded layout has no right padding: the next row's left padding serves."""
+    layout = direct._input_layout((1, 16, 14, 14), (5, 5), (2, 2))
+    assert layout.row_width == 14 + 2
+    assert layout.span == 224  # 14 rows of 16 columns, 196 of them kept; 18 columns gave 256
 
 
 @st.composite
