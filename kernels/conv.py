@@ -18,10 +18,10 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from kernels import channels, direct, winograd
+from kernels import activations, channels, direct, winograd
 from kernels._geometry import ConvGeometry, Pair, conv_geometry
 from kernels.im2col import _col2im_kernel, _im2col_kernel
-from kernels.threads import exclusive
+from kernels.threads import LAUNCH_LOCK, exclusive
 
 
 class ConvSaved(NamedTuple):
@@ -126,12 +126,14 @@ def conv2d_forward(
     stride: Pair = 1,
     padding: Pair = 0,
     method: str = "auto",
+    relu: bool = False,
 ) -> tuple[np.ndarray, ConvSaved]:
     """Convolve x (N, C, H, W) with w (C_out, C, kh, kw), add b (C_out,); zero padding.
 
     Returns (out, saved): out is (N, C_out, OH, OW), C-contiguous, of x's dtype (float32 or
     float64, shared by all arrays); saved is for conv2d_backward. method "auto" picks the
-    fastest method that fits (see the module docstring).
+    fastest method that fits (see the module docstring). With relu, out is max(out, 0): the
+    direct method applies it as it writes out, saving a pass over the output each way.
     """
     g = conv_geometry("conv2d", x.shape, w.shape, stride, padding)
     method = _pick_method(g, method)
@@ -144,14 +146,16 @@ def conv2d_forward(
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w)
     bias = np.zeros(g.out_channels, dtype) if b is None else np.ascontiguousarray(b)
-    return _forward(g, x, w, bias, method)
+    if method == "direct":
+        with LAUNCH_LOCK:
+            out, padded = direct.forward(x, w, bias, g.padding, relu)
+        return out, ConvSaved("direct", padded)
+    out, saved = _forward(g, x, w, bias, method)
+    return (activations.relu_forward(out) if relu else out), saved
 
 
 @exclusive
 def _forward(g: ConvGeometry, x: np.ndarray, w: np.ndarray, bias: np.ndarray, method: str):
-    if method == "direct":
-        out, padded = direct.forward(x, w, bias, g.padding)
-        return out, ConvSaved("direct", padded)
     if method == "winograd":
         return winograd.forward(x, w, bias, g.padding[0]), ConvSaved("winograd", x)
     cols = np.empty((g.channels * g.kh * g.kw, g.n_images * g.out_h * g.out_w), x.dtype)
@@ -171,12 +175,14 @@ def conv2d_backward(
     padding: Pair = 0,
     need_input_grad: bool = True,
     need_bias_grad: bool = True,
+    relu_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients (dx, dw, db) of conv2d_forward from grad_out (N, C_out, OH, OW).
 
     `saved` is what conv2d_forward returned. dx is None when need_input_grad is False (for
     example the first layer, whose input is data), which skips a third of the work; db is None
-    when need_bias_grad is False (a layer without bias).
+    when need_bias_grad is False (a layer without bias). For a forward with relu, pass its
+    output as relu_out: grad_out is then the gradient of that output.
     """
     g = conv_geometry("conv2d backward", x_shape, w.shape, stride, padding)
     _float_dtype("conv2d backward", grad_out=grad_out, saved=saved.data, w=w)
@@ -206,12 +212,29 @@ def conv2d_backward(
             f"conv2d backward: saved data has shape {saved.data.shape}, expected {expected} "
             f"for input shape {tuple(x_shape)}"
         )
+    if relu_out is not None and (relu_out.shape, relu_out.dtype) != (
+        grad_out.shape,
+        grad_out.dtype,
+    ):
+        raise ValueError(
+            f"conv2d backward: relu_out ({relu_out.shape}, {relu_out.dtype}) must match "
+            f"grad_out ({grad_out.shape}, {grad_out.dtype})"
+        )
     grad_out = np.ascontiguousarray(grad_out)
     w = np.ascontiguousarray(w)
-    dx, dw = _backward(g, grad_out, saved, w, need_input_grad)
-    if not need_bias_grad:
-        return dx, dw, None
-    return dx, dw, channels.channel_totals(grad_out).astype(grad_out.dtype)
+    if saved.method == "direct":
+        relu_out = None if relu_out is None else np.ascontiguousarray(relu_out)
+        x_shape = (g.n_images, g.channels, g.height, g.width)
+        with LAUNCH_LOCK:
+            dx, dw, db = direct.backward(
+                grad_out, saved.data, x_shape, w, g.padding, need_input_grad, relu_out
+            )
+    else:
+        if relu_out is not None:
+            grad_out = activations.relu_backward(grad_out, relu_out)
+        dx, dw = _backward(g, grad_out, saved, w, need_input_grad)
+        db = channels.channel_totals(grad_out) if need_bias_grad else None
+    return dx, dw, (db.astype(grad_out.dtype) if need_bias_grad else None)
 
 
 @exclusive
@@ -219,16 +242,6 @@ def _backward(
     g: ConvGeometry, grad_out: np.ndarray, saved: ConvSaved, w: np.ndarray, need_input_grad: bool
 ) -> tuple[np.ndarray | None, np.ndarray]:
     dtype, data = grad_out.dtype, saved.data
-    if saved.method == "direct":
-        dx, dw = direct.backward(
-            grad_out,
-            data,
-            (g.n_images, g.channels, g.height, g.width),
-            w,
-            g.padding,
-            need_input_grad,
-        )
-        return dx, dw
     if saved.method == "winograd":
         return winograd.backward(grad_out, data, w, g.padding[0], need_input_grad)
     grad_cols = np.empty((g.out_channels, g.n_images * g.out_h * g.out_w), dtype)

@@ -6,12 +6,17 @@ and kernel tap k = (c, i, j) reads the input at q + shift[k], shift[k] = c * pla
     out[o, q] = bias[o] + sum_k weights[o, k] * padded[shift[k] + q]
 
 is a GEMM whose right-hand matrix is never stored: its rows are shifted slices of the padded
-input. Columns with ow >= OW wrap into the next row; they are computed and thrown away (for a
-14x14 plane with 5x5 kernels that is 23% extra work, far cheaper than writing im2col columns).
+input. Columns with ow >= OW wrap into the next row; they are computed and thrown away (rows
+carry no right padding of their own, see _layout; for a 14x14 plane with 5x5 kernels that is
+14% extra work, far cheaper than writing im2col columns).
 The loops run over long contiguous slices in register blocks, which numba vectorises to the full
 SIMD width (AVX-512 here, where numpy's OpenBLAS is pinned to AVX2). The weight gradient is the
 same sum with output and taps exchanged (dot products over q); the input gradient is the forward
 convolution of the padded output gradient with the flipped, transposed weights.
+
+A fused ReLU costs almost nothing: the forward pass clips the output as it writes it, and the
+backward pass multiplies the gradient by [output > 0] as it copies it into the padded and
+row layouts (the same copies also sum it for the bias gradient).
 
 A NaN or infinity in x gives NaN exactly where the true convolution has one, but in the weight
 gradient it can also reach taps whose true sum only meets it through a discarded column.
@@ -36,14 +41,18 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 @njit(cache=True, parallel=True)
-def _pad_into(src, top, left, rows, row_width, dst):
+def _pad_into(src, gate, top, left, rows, row_width, dst):
     """dst[n, c, r * row_width + s] = src[n, c, r - top, s - left], zero outside src.
 
+    With a gate (an array of src's shape; an empty one for none), each value is multiplied
+    by [gate > 0]: the ReLU backward pass of a fused convolution, done while copying.
     dst is (N, C_dst, plane) with C_dst >= C: extra channels and the plane's tail are zeroed.
     Negative top/left crop instead of pad.
     """
     n_images, channels, height, width = src.shape
     dst_channels, plane = dst.shape[1], dst.shape[2]
+    gated = gate.size > 0
+    one, zero = src.dtype.type(1), src.dtype.type(0)
     # Source columns [first, last) land in destination columns [first + left, last + left).
     first = max(0, -left)
     last = min(width, row_width - left)
@@ -61,8 +70,13 @@ def _pad_into(src, top, left, rows, row_width, dst):
                 break
             piece = out[start:stop]
             line = src[n, c, r - top, first : first + stop - start]
-            for s in range(stop - start):
-                piece[s] = line[s]
+            if gated:
+                opening = gate[n, c, r - top, first : first + stop - start]
+                for s in range(stop - start):
+                    piece[s] = line[s] * (one if opening[s] > 0 else zero)
+            else:
+                for s in range(stop - start):
+                    piece[s] = line[s]
 
 
 @njit(cache=True, inline="always", fastmath={"contract"})
@@ -95,15 +109,17 @@ def multiply_add_block(acc, x0, x1, x2, x3, w):
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
-def _shifted_conv(padded, weights, shifts, bias, row_width, span, out):
+def _shifted_conv(padded, weights, shifts, bias, row_width, span, relu, out):
     """out[n, o, oh, ow] = bias[o] + sum_k weights[o, k] * padded[n, shifts[k] + oh * W + ow].
 
     W is row_width; weights is (O8, K4), padded to multiples of 8 rows and 4 taps (padding taps
-    have zero weight and read a zero plane); out is (N, O, OH, OW) with O <= O8. One task per
-    (image, 8 output channels). Blocks of 8 channels x 4 taps measured fastest of 2-16 x 2-16.
+    have zero weight and read a zero plane); out is (N, O, OH, OW) with O <= O8. With relu,
+    out is max(out, 0) instead (NaN stays NaN). One task per (image, 8 output channels).
+    Blocks of 8 channels x 4 taps measured fastest of 2-16 x 2-16.
     """
     n_images, out_channels, out_h, out_w = out.shape
     n_blocks = weights.shape[0] // 8
+    zero = out.dtype.type(0)
     for task in prange(n_images * n_blocks):
         n = task // n_blocks
         o = (task % n_blocks) * 8
@@ -121,38 +137,58 @@ def _shifted_conv(padded, weights, shifts, bias, row_width, span, out):
             for oh in range(out_h):
                 line = acc[r, oh * row_width : oh * row_width + out_w]
                 target = out[n, o + r, oh]
-                for ow in range(out_w):
-                    target[ow] = line[ow]
+                if relu:
+                    for ow in range(out_w):
+                        value = line[ow]
+                        target[ow] = zero if value <= 0 else value
+                else:
+                    for ow in range(out_w):
+                        target[ow] = line[ow]
 
 
 # "reassoc" lets LLVM split each dot product over SIMD lanes; NaN and infinity semantics are kept.
 @njit(cache=True, parallel=True, fastmath={"contract", "reassoc"})
-def _shifted_weight_grad(padded, grad, row_width, shifts, span, n_chunks, zero, partial):
+def _shifted_weight_grad(padded, grad, gate, row_width, shifts, span, n_chunks, partial, totals):
     """partial[t, o, k] = sum over images n of chunk t of dot(g[n, o], padded[n, shifts[k]:][:span])
 
     g[n, o] is grad[n, o] (N, C_out, OH, OW) in the output-row layout of _shifted_conv, zero in
-    the discarded columns, copied block by block into a small buffer that stays in cache.
-    partial is (n_chunks, O4, K4). One task per (chunk of images, 4 output channels); the 4 x 4
-    dot products of a block stay in registers.
+    the discarded columns, copied block by block into a small buffer that stays in cache;
+    with a gate (see _pad_into) it is grad[n, o] * [gate[n, o] > 0]. totals[t, o] is the sum of
+    g[n, o] over the images of chunk t, in float64: the bias gradient. partial is
+    (n_chunks, O4, K4). One task per (chunk of images, 4 output channels); the 4 x 4 dot
+    products of a block stay in registers.
     """
     n_images, out_channels, out_h, out_w = grad.shape
     n_blocks = partial.shape[1] // BLOCK
     n_taps = partial.shape[2]
+    gated = gate.size > 0
+    one, zero = grad.dtype.type(1), grad.dtype.type(0)
     for task in prange(n_chunks * n_blocks):
         t = task // n_blocks
         o = (task % n_blocks) * BLOCK
         out = partial[t]
         for r in range(BLOCK):
             out[o + r, :] = zero
+            totals[t, o + r] = 0.0
         rows = np.zeros((BLOCK, span), dtype=partial.dtype)  # discarded columns stay zero
         g0, g1, g2, g3 = rows[0], rows[1], rows[2], rows[3]
         for n in range(t * n_images // n_chunks, (t + 1) * n_images // n_chunks):
             for r in range(min(BLOCK, out_channels - o)):
+                total = 0.0
                 for oh in range(out_h):
                     source = grad[n, o + r, oh]
                     target = rows[r, oh * row_width : oh * row_width + out_w]
-                    for ow in range(out_w):
-                        target[ow] = source[ow]
+                    if gated:
+                        opening = gate[n, o + r, oh]
+                        for ow in range(out_w):
+                            value = source[ow] * (one if opening[ow] > 0 else zero)
+                            target[ow] = value
+                            total += np.float64(value)
+                    else:
+                        for ow in range(out_w):
+                            target[ow] = source[ow]
+                            total += np.float64(source[ow])
+                totals[t, o + r] += total
             x = padded[n]
             for k in range(0, n_taps, BLOCK):
                 x0 = x[shifts[k] : shifts[k] + span]
@@ -256,23 +292,46 @@ def _taps(w: np.ndarray, layout: PaddedLayout, out_block: int) -> tuple[np.ndarr
     return weights, shifts
 
 
+def _no_gate(dtype: np.dtype) -> np.ndarray:
+    """The empty gate array that tells the kernels there is no ReLU mask to apply."""
+    return np.empty((0, 0, 0, 0), dtype)
+
+
 def _padded_copy(
-    src: np.ndarray, top: int, left: int, layout: PaddedLayout, channels: int
+    src: np.ndarray,
+    top: int,
+    left: int,
+    layout: PaddedLayout,
+    channels: int,
+    gate: np.ndarray | None = None,
 ) -> np.ndarray:
     buffer = np.empty((src.shape[0], channels, layout.plane), dtype=src.dtype)
-    _pad_into(src, top, left, layout.rows, layout.row_width, buffer)
+    gate = _no_gate(src.dtype) if gate is None else gate
+    _pad_into(src, gate, top, left, layout.rows, layout.row_width, buffer)
     return buffer
 
 
 def _convolve(
-    padded: np.ndarray, w: np.ndarray, bias: np.ndarray, layout: PaddedLayout, out: np.ndarray
+    padded: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray,
+    layout: PaddedLayout,
+    out: np.ndarray,
+    relu: bool = False,
 ) -> None:
     weights, shifts = _taps(w, layout, out_block=OUT_BLOCK)
     bias8 = np.zeros(weights.shape[0], dtype=out.dtype)
     bias8[: bias.size] = bias
     n_images = padded.shape[0]
     _shifted_conv(
-        padded.reshape(n_images, -1), weights, shifts, bias8, layout.row_width, layout.span, out
+        padded.reshape(n_images, -1),
+        weights,
+        shifts,
+        bias8,
+        layout.row_width,
+        layout.span,
+        relu,
+        out,
     )
 
 
@@ -285,9 +344,11 @@ def padded_shape(
 
 
 def forward(
-    x: np.ndarray, w: np.ndarray, bias: np.ndarray, padding: tuple[int, int]
+    x: np.ndarray, w: np.ndarray, bias: np.ndarray, padding: tuple[int, int], relu: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Stride-1 conv2d of C-contiguous x (N, C, H, W); returns (out, padded input for backward)."""
+    """Stride-1 conv2d of C-contiguous x (N, C, H, W), then max(out, 0) if relu.
+
+    Returns (out, padded input for backward)."""
     n_images, channels, _, width = x.shape
     out_channels, _, kh, kw = w.shape
     ph, pw = padding
@@ -295,7 +356,7 @@ def forward(
     out_h, out_w = layout.rows - kh + 1, width + 2 * pw - kw + 1
     padded = _padded_copy(x, ph, pw, layout, channels + 1)  # +1: a zero plane for padding taps
     out = np.empty((n_images, out_channels, out_h, out_w), dtype=x.dtype)
-    _convolve(padded, w, bias, layout, out)
+    _convolve(padded, w, bias, layout, out, relu)
     return out, padded
 
 
@@ -306,40 +367,48 @@ def backward(
     w: np.ndarray,
     padding: tuple[int, int],
     need_input_grad: bool,
-) -> tuple[np.ndarray | None, np.ndarray]:
-    """(dx or None, dw) of forward from C-contiguous grad_out (N, C_out, OH, OW)."""
+    relu_out: np.ndarray | None = None,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """(dx or None, dw, db) of forward from C-contiguous grad_out (N, C_out, OH, OW).
+
+    With relu_out, the output of a forward with relu, grad_out is the gradient of that output
+    and is multiplied by [relu_out > 0] on the way in. db is float64.
+    """
     n_images, channels, height, width = x_shape
     out_channels, _, kh, kw = w.shape
     ph, pw = padding
     out_w = grad_out.shape[3]
     layout = _input_layout(x_shape, (kh, kw), padding)
     shifts = _shifts(channels, kh, kw, layout.plane, layout.row_width)
+    gate = _no_gate(grad_out.dtype) if relu_out is None else relu_out
 
-    # Images split into one chunk per thread, each with its own partial sums of dw.
+    # Images split into one chunk per thread, each with its own partial sums of dw and db.
     n_chunks = max(1, min(n_images, numba.get_num_threads()))
-    shape = (n_chunks, _round_up(out_channels, BLOCK), shifts.size)
-    partial = np.empty(shape, dtype=grad_out.dtype)
-    zero = grad_out.dtype.type(0)
+    n_rows = _round_up(out_channels, BLOCK)
+    partial = np.empty((n_chunks, n_rows, shifts.size), dtype=grad_out.dtype)
+    totals = np.empty((n_chunks, n_rows))
     _shifted_weight_grad(
         padded.reshape(n_images, -1),
         grad_out,
+        gate,
         layout.row_width,
         shifts,
         layout.span,
         n_chunks,
-        zero,
         partial,
+        totals,
     )
     dw = partial.sum(axis=0)[:out_channels, : channels * kh * kw].reshape(w.shape)
+    db = totals.sum(axis=0)[:out_channels]
     if not need_input_grad:
-        return None, dw
+        return None, dw, db
 
     # dx[c, h, w] = sum_{o,i,j} grad[o, h + i - top, w + j - left] * w[o, c, kh-1-i, kw-1-j]:
     # the convolution of the gradient padded by (top, left) with flipped, transposed weights.
     top, left = kh - 1 - ph, kw - 1 - pw
     grad_layout = _layout(height + kh - 1, out_w, left, height, width)
-    grad_padded = _padded_copy(grad_out, top, left, grad_layout, out_channels + 1)
+    grad_padded = _padded_copy(grad_out, top, left, grad_layout, out_channels + 1, relu_out)
     flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     dx = np.empty(x_shape, dtype=grad_out.dtype)
     _convolve(grad_padded, flipped, np.zeros(channels, grad_out.dtype), grad_layout, dx)
-    return dx, dw
+    return dx, dw, db

@@ -193,8 +193,15 @@ class Sequential(Module):
             yield str(i), layer
 
     def forward(self, x: Tensor) -> Tensor:
-        for layer in self.layers:
-            x = layer(x)
+        layers = self.layers
+        i = 0
+        while i < len(layers):
+            if _fuses_with_relu(layers, i):  # the same values, one pass fewer each way
+                x = layers[i](x, relu=True)
+                i += 2
+            else:
+                x = layers[i](x)
+                i += 1
         return x
 
     def __getitem__(self, index: int | slice) -> Module:
@@ -207,6 +214,11 @@ class Sequential(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return iter(self.layers)
+
+
+def _fuses_with_relu(layers: list[Module], i: int) -> bool:
+    """Whether layers[i] is a Conv2d followed by a ReLU, which run as one fused primitive."""
+    return type(layers[i]) is Conv2d and i + 1 < len(layers) and type(layers[i + 1]) is ReLU
 
 
 def _check_input(layer: Module, x: Tensor, ndim: int, axis: int, size: int, expected: str) -> None:
@@ -261,9 +273,12 @@ class Conv2d(Module):
         self.weight = Parameter(init((out_channels, in_channels, kh, kw)))
         self.bias = Parameter(np.zeros(out_channels, np.float32)) if bias else None
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, relu: bool = False) -> Tensor:
+        """The convolution of x; with relu, max(convolution, 0) in one fused primitive."""
         _check_input(self, x, 4, 1, self.in_channels, f"(N, {self.in_channels}, H, W)")
-        return ops.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+        return ops.conv2d(
+            x, self.weight, self.bias, stride=self.stride, padding=self.padding, relu=relu
+        )
 
     def extra_repr(self) -> str:
         return (

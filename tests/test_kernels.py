@@ -178,6 +178,39 @@ def test_conv2d_matches_reference(dtype, method, problem):
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=40, deadline=None)
+@given(problem=conv_problems())
+def test_conv2d_with_relu_matches_reference(dtype, problem):
+    """relu=True gives max(conv, 0), and takes the gradient g [out > 0] back through the conv."""
+    x_shape, w_shape, stride, padding, seed = problem
+    x, w, b = random_arrays(dtype, seed, x_shape, w_shape, (w_shape[0],))
+    out, saved = kernels.conv2d_forward(x, w, b, stride, padding, relu=True)
+    rtol, atol = tolerance(dtype, w[0].size)
+    expected = np.maximum(conv_reference(x, w, b, stride, padding), 0)
+    np.testing.assert_allclose(out, expected, rtol=rtol, atol=atol)
+
+    (grad,) = random_arrays(dtype, seed + 1, out.shape)
+    got = kernels.conv2d_backward(grad, saved, x.shape, w, stride, padding, relu_out=out)
+    want = conv_backward_reference(grad * (out > 0), x, w, stride, padding)
+    rtol, atol = tolerance(dtype, max(w[0].size, grad.size))
+    for got_one, want_one in zip(got, want, strict=True):
+        assert got_one.dtype == dtype
+        np.testing.assert_allclose(got_one, want_one, rtol=rtol, atol=atol)
+
+
+def test_winograd_conv2d_with_relu_matches_reference():
+    x, w, b, grad = random_arrays(np.float64, 8, (2, 5, 6, 7), (4, 5, 3, 3), (4,), (2, 4, 6, 7))
+    out, saved = kernels.conv2d_forward(x, w, b, 1, 1, method="winograd", relu=True)
+    assert saved.method == "winograd"
+    expected = np.maximum(conv_reference(x, w, b, (1, 1), (1, 1)), 0)
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+    got = kernels.conv2d_backward(grad, saved, x.shape, w, 1, 1, relu_out=out)
+    want = conv_backward_reference(grad * (out > 0), x, w, (1, 1), (1, 1))
+    for got_one, want_one in zip(got, want, strict=True):
+        np.testing.assert_allclose(got_one, want_one, rtol=1e-10, atol=1e-10)
+
+
 def test_direct_rows_share_their_padding():
     """A row of the padded layout has no right padding: the next row's left padding serves."""
     layout = direct._input_layout((1, 16, 14, 14), (5, 5), (2, 2))
@@ -278,6 +311,8 @@ def test_conv2d_nan_reaches_exactly_the_windows_that_contain_it():
     np.testing.assert_array_equal(
         np.isnan(out), np.isnan(conv_reference(x, w, None, (1, 1), (1, 1)))
     )
+    with_relu, _ = kernels.conv2d_forward(x, w, None, 1, 1, relu=True)
+    np.testing.assert_array_equal(np.isnan(with_relu), np.isnan(out))
 
 
 # ---------------------------------------------------------------- im2col / col2im
@@ -440,6 +475,8 @@ def test_conv2d_rejects_bad_bias_dtypes_and_gradients():
         ValueError, match=r"saved data has shape \(2, 4, 48\), expected \(2, 4, 32\)"
     ):
         kernels.conv2d_backward(out, other_saved, x.shape, w)
+    with pytest.raises(ValueError, match=r"relu_out \(\(2, 4, 3, 3\), float64\) must match"):
+        kernels.conv2d_backward(out, saved, x.shape, w, relu_out=out.astype(np.float64))
 
 
 @pytest.mark.parametrize(

@@ -27,17 +27,22 @@ CONV_CASES = [
 ]
 
 
+@pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding", CONV_CASES)
-def test_conv2d_matches_torch(dtype, x_shape, w_shape, stride, padding):
+def test_conv2d_matches_torch(dtype, x_shape, w_shape, stride, padding, relu):
     rng = np.random.default_rng(0)
     x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
-    out, saved = kernels.conv2d_forward(x, w, b, stride, padding)
+    out, saved = kernels.conv2d_forward(x, w, b, stride, padding, relu=relu)
     grad = rng.standard_normal(out.shape).astype(dtype)
-    dx, dw, db = kernels.conv2d_backward(grad, saved, x.shape, w, stride, padding)
+    relu_out = out if relu else None
+    dx, dw, db = kernels.conv2d_backward(
+        grad, saved, x.shape, w, stride, padding, relu_out=relu_out
+    )
 
     xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     out_t = functional.conv2d(xt, wt, bt, stride, padding)
+    out_t = functional.relu(out_t) if relu else out_t
     out_t.backward(torch.tensor(grad))
     tol = 1e-4 if dtype == np.float32 else 1e-10
     for got, want in ((out, out_t), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad import nn
+from tapegrad import nn, tape
 
 
 def _mlp():
@@ -102,3 +102,24 @@ def test_summary_lists_output_shapes_and_parameter_counts(capsys):
     assert [r["output_shape"] for r in rows] == [(8,), (8,), (3,)]
     assert [r["parameters"] for r in rows] == [40, 0, 24]
     assert "total" in capsys.readouterr().out
+
+
+def test_sequential_fuses_conv_and_relu_into_one_recorded_op():
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(3, 4, 3), nn.ReLU()
+    )
+    x = tg.tensor(np.random.default_rng(0).standard_normal((2, 2, 8, 8)).astype(np.float32))
+    before = tape.tape_length()
+    fused = model(x)
+    assert tape.tape_length() - before == 3  # conv+relu, pool, conv+relu
+    fused.sum().backward()
+    fused_grads = [p.grad.copy() for p in model.parameters()]
+
+    model.zero_grad()
+    layer_by_layer = x
+    for layer in model:
+        layer_by_layer = layer(layer_by_layer)
+    np.testing.assert_array_equal(fused.data, layer_by_layer.data)
+    layer_by_layer.sum().backward()
+    for fused_grad, p in zip(fused_grads, model.parameters(), strict=True):
+        np.testing.assert_allclose(fused_grad, p.grad, rtol=1e-5, atol=1e-6)

@@ -70,6 +70,12 @@ CASES = {
         (lambda x, w: tg.conv2d(x, w, stride=1, padding=1), (_t(2, 3, 4, 4), _t(2, 3, 4, 4))),
         # 64 -> 64 channels on a small plane: the Winograd method
         (lambda x, w: tg.conv2d(x, w, padding=1), (_t(1, 64, 2, 3), _t(64, 64, 3, 3))),
+        # with the fused ReLU: the direct method, then the im2col method
+        (
+            lambda x, w, b: tg.conv2d(x, w, b, padding=2, relu=True),
+            (_t(2, 2, 5, 4), _t(3, 2, 5, 5), _t(3)),
+        ),
+        (lambda x, w: tg.conv2d(x, w, stride=2, relu=True), (_t(2, 2, 7, 6), _t(3, 2, 3, 3))),
     ],
     "max_pool2d": [
         (lambda x: tg.max_pool2d(x, kernel_size=2), (_t(2, 3, 6, 4),)),
