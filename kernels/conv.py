@@ -212,14 +212,13 @@ def conv2d_backward(
             f"conv2d backward: saved data has shape {saved.data.shape}, expected {expected} "
             f"for input shape {tuple(x_shape)}"
         )
-    if relu_out is not None and (relu_out.shape, relu_out.dtype) != (
-        grad_out.shape,
-        grad_out.dtype,
-    ):
-        raise ValueError(
-            f"conv2d backward: relu_out ({relu_out.shape}, {relu_out.dtype}) must match "
-            f"grad_out ({grad_out.shape}, {grad_out.dtype})"
-        )
+    if relu_out is not None:
+        _float_dtype("conv2d backward", grad_out=grad_out, relu_out=relu_out)
+        if relu_out.shape != grad_out.shape:
+            raise ValueError(
+                f"conv2d backward: relu_out has shape {relu_out.shape}, expected "
+                f"{grad_out.shape} (the output of conv2d_forward with relu)"
+            )
     grad_out = np.ascontiguousarray(grad_out)
     w = np.ascontiguousarray(w)
     if saved.method == "direct":

@@ -475,7 +475,11 @@ def test_conv2d_rejects_bad_bias_dtypes_and_gradients():
         ValueError, match=r"saved data has shape \(2, 4, 48\), expected \(2, 4, 32\)"
     ):
         kernels.conv2d_backward(out, other_saved, x.shape, w)
-    with pytest.raises(ValueError, match=r"relu_out \(\(2, 4, 3, 3\), float64\) must match"):
+    with pytest.raises(
+        ValueError, match=r"relu_out has shape \(2, 4, 3\), expected \(2, 4, 3, 3\)"
+    ):
+        kernels.conv2d_backward(out, saved, x.shape, w, relu_out=out[:, :, 0])
+    with pytest.raises(TypeError, match="grad_out is float32, relu_out is float64"):
         kernels.conv2d_backward(out, saved, x.shape, w, relu_out=out.astype(np.float64))
 
 
