@@ -21,6 +21,7 @@ from numba import njit, prange
 from kernels import activations, channels, direct, winograd
 from kernels._geometry import ConvGeometry, Pair, conv_geometry
 from kernels.im2col import _col2im_kernel, _im2col_kernel
+from kernels.pool import maxpool2d_backward, maxpool2d_forward, maxpool2d_output_shape
 from kernels.threads import LAUNCH_LOCK, exclusive
 
 
@@ -30,10 +31,12 @@ class ConvSaved(NamedTuple):
     method "direct": data is the zero-padded input (N, C + 1, plane) of kernels.direct;
     method "winograd": data is the input itself (N, C, H, W), C-contiguous;
     method "im2col": data is the column matrix (C * kh * kw, N * OH * OW) of kernels.im2col.
+    argmax is the max pooling's (see kernels.pool) for a forward with pool, else None.
     """
 
     method: str
     data: np.ndarray
+    argmax: np.ndarray | None = None
 
 
 @njit(cache=True, parallel=True)
@@ -127,13 +130,16 @@ def conv2d_forward(
     padding: Pair = 0,
     method: str = "auto",
     relu: bool = False,
+    pool: bool = False,
 ) -> tuple[np.ndarray, ConvSaved]:
     """Convolve x (N, C, H, W) with w (C_out, C, kh, kw), add b (C_out,); zero padding.
 
     Returns (out, saved): out is (N, C_out, OH, OW), C-contiguous, of x's dtype (float32 or
     float64, shared by all arrays); saved is for conv2d_backward. method "auto" picks the
-    fastest method that fits (see the module docstring). With relu, out is max(out, 0): the
-    direct method applies it as it writes out, saving a pass over the output each way.
+    fastest method that fits (see the module docstring). With relu, out is max(out, 0); with
+    pool, out is then max-pooled over 2x2 windows with stride 2, (N, C_out, OH // 2, OW // 2),
+    as maxpool2d_forward(out, 2) would. The direct method does both as it writes its output,
+    which saves whole passes over it each way.
     """
     g = conv_geometry("conv2d", x.shape, w.shape, stride, padding)
     method = _pick_method(g, method)
@@ -143,15 +149,22 @@ def conv2d_forward(
             f"conv2d: bias shape {b.shape} does not match weight shape {w.shape}; "
             f"expected ({g.out_channels},)"
         )
+    if pool:
+        maxpool2d_output_shape((g.n_images, g.out_channels, g.out_h, g.out_w), 2)
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w)
     bias = np.zeros(g.out_channels, dtype) if b is None else np.ascontiguousarray(b)
     if method == "direct":
         with LAUNCH_LOCK:
-            out, padded = direct.forward(x, w, bias, g.padding, relu)
-        return out, ConvSaved("direct", padded)
+            out, padded, argmax = direct.forward(x, w, bias, g.padding, relu, pool)
+        return out, ConvSaved("direct", padded, argmax)
     out, saved = _forward(g, x, w, bias, method)
-    return (activations.relu_forward(out) if relu else out), saved
+    if relu:
+        out = activations.relu_forward(out)
+    if pool:
+        out, argmax = maxpool2d_forward(out, 2)
+        saved = saved._replace(argmax=argmax)
+    return out, saved
 
 
 @exclusive
@@ -177,16 +190,23 @@ def conv2d_backward(
     need_bias_grad: bool = True,
     relu_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
-    """Gradients (dx, dw, db) of conv2d_forward from grad_out (N, C_out, OH, OW).
+    """Gradients (dx, dw, db) of conv2d_forward from grad_out, the gradient of its output.
 
     `saved` is what conv2d_forward returned. dx is None when need_input_grad is False (for
     example the first layer, whose input is data), which skips a third of the work; db is None
     when need_bias_grad is False (a layer without bias). For a forward with relu, pass its
-    output as relu_out: grad_out is then the gradient of that output.
+    output as relu_out. After a forward with pool, grad_out (and relu_out) are pooled.
     """
     g = conv_geometry("conv2d backward", x_shape, w.shape, stride, padding)
     _float_dtype("conv2d backward", grad_out=grad_out, saved=saved.data, w=w)
     expected = (g.n_images, g.out_channels, g.out_h, g.out_w)
+    if saved.argmax is not None:
+        expected = (g.n_images, g.out_channels, g.out_h // 2, g.out_w // 2)
+        if saved.argmax.shape != expected:
+            raise ValueError(
+                f"conv2d backward: saved argmax has shape {saved.argmax.shape}, expected "
+                f"{expected} for input shape {tuple(x_shape)}"
+            )
     if grad_out.shape != expected:
         raise ValueError(
             f"conv2d backward: grad_out has shape {grad_out.shape}, expected {expected}"
@@ -226,11 +246,14 @@ def conv2d_backward(
         x_shape = (g.n_images, g.channels, g.height, g.width)
         with LAUNCH_LOCK:
             dx, dw, db = direct.backward(
-                grad_out, saved.data, x_shape, w, g.padding, need_input_grad, relu_out
+                grad_out, saved.data, x_shape, w, g.padding, need_input_grad, relu_out, saved.argmax
             )
     else:
-        if relu_out is not None:
+        if relu_out is not None:  # pooled or not, [relu_out > 0] is the ReLU's derivative
             grad_out = activations.relu_backward(grad_out, relu_out)
+        if saved.argmax is not None:
+            out_shape = (g.n_images, g.out_channels, g.out_h, g.out_w)
+            grad_out = maxpool2d_backward(grad_out, saved.argmax, out_shape)
         dx, dw = _backward(g, grad_out, saved, w, need_input_grad)
         db = channels.channel_totals(grad_out) if need_bias_grad else None
     return dx, dw, (db.astype(grad_out.dtype) if need_bias_grad else None)

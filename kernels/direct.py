@@ -14,9 +14,11 @@ SIMD width (AVX-512 here, where numpy's OpenBLAS is pinned to AVX2). The weight 
 same sum with output and taps exchanged (dot products over q); the input gradient is the forward
 convolution of the padded output gradient with the flipped, transposed weights.
 
-A fused ReLU costs almost nothing: the forward pass clips the output as it writes it, and the
-backward pass multiplies the gradient by [output > 0] as it copies it into the padded and
-row layouts (the same copies also sum it for the bias gradient).
+A ReLU, and a 2x2 max pooling after it, cost little inside the convolution: the forward pass
+clips and pools its output while it is still in cache, so only the pooled output (and the
+pooling's argmax) reach memory. The backward pass multiplies the gradient by [output > 0]
+and routes it to each window's maximum as it copies it into the padded and row layouts,
+which also sum it for the bias gradient.
 
 A NaN or infinity in x gives NaN exactly where the true convolution has one, but in the weight
 gradient it can also reach taps whose true sum only meets it through a discarded column.
@@ -31,6 +33,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from kernels.pool import pool_2x2_plane
+
 BLOCK = 4  # taps per register block; output channels per block of the weight gradient
 OUT_BLOCK = 8  # output channels per register block of the convolution
 ALIGN = 16  # slice lengths are padded to whole SIMD vectors
@@ -38,6 +42,15 @@ ALIGN = 16  # slice lengths are padded to whole SIMD vectors
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
+
+
+@njit(cache=True, inline="always")
+def _window_offset(index, oh, ow, width):
+    """(row, column) offset in its 2x2 window (top-left pixel (2 oh, 2 ow)) of the pixel with
+    flat index `index` in a plane `width` wide, without a division."""
+    offset = index - (2 * oh * width + 2 * ow)
+    down = 1 if offset >= width else 0
+    return down, offset - down * width
 
 
 @njit(cache=True, parallel=True)
@@ -79,6 +92,36 @@ def _pad_into(src, gate, top, left, rows, row_width, dst):
                     piece[s] = line[s]
 
 
+@njit(cache=True, parallel=True)
+def _unpool_into(grad, gate, argmax, width, top, left, rows, row_width, dst):
+    """What _pad_into gives for the gradient that 2x2 max pooling routes back, unpooled here.
+
+    grad, gate and argmax (as kernels.pool keeps it, into planes `width` wide) are pooled
+    arrays: grad[n, c, oh, ow] (times [gate > 0] with a gate) lands on the pixel argmax names,
+    zero elsewhere.
+    """
+    n_images, channels = grad.shape[0], grad.shape[1]
+    dst_channels = dst.shape[1]
+    gated, zero = gate.size > 0, grad.dtype.type(0)
+    for task in prange(n_images * dst_channels):
+        n = task // dst_channels
+        c = task % dst_channels
+        out = dst[n, c]
+        out[:] = 0
+        if c >= channels:
+            continue
+        for oh in range(grad.shape[2]):
+            source, where = grad[n, c, oh], argmax[n, c, oh]
+            for ow in range(source.size):
+                down, right = _window_offset(where[ow], oh, ow, width)
+                r, s = 2 * oh + down + top, 2 * ow + right + left
+                if 0 <= r < rows and 0 <= s < row_width:  # else cropped away
+                    value = source[ow]
+                    if gated and not gate[n, c, oh, ow] > 0:
+                        value *= zero
+                    out[r * row_width + s] = value
+
+
 @njit(cache=True, inline="always", fastmath={"contract"})
 def multiply_add_block(acc, x0, x1, x2, x3, w):
     """acc[r, q] += sum_j w[r, j] x_j[q] for the 8 x 4 block w and 8 accumulator rows acc.
@@ -109,17 +152,20 @@ def multiply_add_block(acc, x0, x1, x2, x3, w):
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
-def _shifted_conv(padded, weights, shifts, bias, row_width, span, relu, out):
+def _shifted_conv(padded, weights, shifts, bias, row_width, span, out_h, out_w, relu, out, argmax):
     """out[n, o, oh, ow] = bias[o] + sum_k weights[o, k] * padded[n, shifts[k] + oh * W + ow].
 
     W is row_width; weights is (O8, K4), padded to multiples of 8 rows and 4 taps (padding taps
-    have zero weight and read a zero plane); out is (N, O, OH, OW) with O <= O8. With relu,
-    out is max(out, 0) instead (NaN stays NaN). One task per (image, 8 output channels).
-    Blocks of 8 channels x 4 taps measured fastest of 2-16 x 2-16.
+    have zero weight and read a zero plane); out is (N, O, out_h, out_w) with O <= O8. With
+    relu, out is max(out, 0) instead (NaN stays NaN). With a non-empty argmax, out and argmax
+    are (N, O, out_h // 2, out_w // 2): the 2x2 max pooling of that output and where each
+    maximum was, exactly as kernels.pool computes them. One task per (image, 8 output
+    channels). Blocks of 8 channels x 4 taps measured fastest of 2-16 x 2-16.
     """
-    n_images, out_channels, out_h, out_w = out.shape
+    n_images, out_channels = out.shape[0], out.shape[1]
     n_blocks = weights.shape[0] // 8
     zero = out.dtype.type(0)
+    pooling = argmax.size > 0
     for task in prange(n_images * n_blocks):
         n = task // n_blocks
         o = (task % n_blocks) * 8
@@ -134,34 +180,40 @@ def _shifted_conv(padded, weights, shifts, bias, row_width, span, relu, out):
             x3 = x[shifts[k + 3] : shifts[k + 3] + span]
             multiply_add_block(acc, x0, x1, x2, x3, weights[o : o + 8, k : k + 4])
         for r in range(min(8, out_channels - o)):
+            if relu:
+                for q in range(span):
+                    value = acc[r, q]
+                    acc[r, q] = zero if value <= 0 else value
+            if pooling:
+                pool_2x2_plane(acc[r], row_width, out_w, out[n, o + r], argmax[n, o + r])
+                continue
             for oh in range(out_h):
                 line = acc[r, oh * row_width : oh * row_width + out_w]
                 target = out[n, o + r, oh]
-                if relu:
-                    for ow in range(out_w):
-                        value = line[ow]
-                        target[ow] = zero if value <= 0 else value
-                else:
-                    for ow in range(out_w):
-                        target[ow] = line[ow]
+                for ow in range(out_w):
+                    target[ow] = line[ow]
 
 
 # "reassoc" lets LLVM split each dot product over SIMD lanes; NaN and infinity semantics are kept.
 @njit(cache=True, parallel=True, fastmath={"contract", "reassoc"})
-def _shifted_weight_grad(padded, grad, gate, row_width, shifts, span, n_chunks, partial, totals):
+def _shifted_weight_grad(
+    padded, grad, gate, argmax, out_w, row_width, shifts, span, n_chunks, partial, totals
+):
     """partial[t, o, k] = sum over images n of chunk t of dot(g[n, o], padded[n, shifts[k]:][:span])
 
     g[n, o] is grad[n, o] (N, C_out, OH, OW) in the output-row layout of _shifted_conv, zero in
     the discarded columns, copied block by block into a small buffer that stays in cache;
-    with a gate (see _pad_into) it is grad[n, o] * [gate[n, o] > 0]. totals[t, o] is the sum of
-    g[n, o] over the images of chunk t, in float64: the bias gradient. partial is
-    (n_chunks, O4, K4). One task per (chunk of images, 4 output channels); the 4 x 4 dot
-    products of a block stay in registers.
+    with a gate (see _pad_into) it is grad[n, o] * [gate[n, o] > 0]. With a non-empty argmax
+    (from _shifted_conv's pooling), grad and gate are pooled and each value goes to the
+    pixel its argmax names, the others being zero. totals[t, o] is the sum of g[n, o] over
+    the images of chunk t, in float64: the bias gradient. partial is (n_chunks, O4, K4). One
+    task per (chunk of images, 4 output channels); the 4 x 4 dot products of a block stay in
+    registers.
     """
-    n_images, out_channels, out_h, out_w = grad.shape
+    n_images, out_channels, out_h = grad.shape[0], grad.shape[1], grad.shape[2]
     n_blocks = partial.shape[1] // BLOCK
     n_taps = partial.shape[2]
-    gated = gate.size > 0
+    gated, pooled = gate.size > 0, argmax.size > 0
     one, zero = grad.dtype.type(1), grad.dtype.type(0)
     for task in prange(n_chunks * n_blocks):
         t = task // n_blocks
@@ -175,8 +227,20 @@ def _shifted_weight_grad(padded, grad, gate, row_width, shifts, span, n_chunks, 
         for n in range(t * n_images // n_chunks, (t + 1) * n_images // n_chunks):
             for r in range(min(BLOCK, out_channels - o)):
                 total = 0.0
+                if pooled:
+                    rows[r, :] = zero
                 for oh in range(out_h):
                     source = grad[n, o + r, oh]
+                    if pooled:
+                        where = argmax[n, o + r, oh]
+                        for ow in range(source.size):
+                            down, right = _window_offset(where[ow], oh, ow, out_w)
+                            value = source[ow]
+                            if gated and not gate[n, o + r, oh, ow] > 0:
+                                value *= zero
+                            rows[r, (2 * oh + down) * row_width + 2 * ow + right] = value
+                            total += np.float64(value)
+                        continue
                     target = rows[r, oh * row_width : oh * row_width + out_w]
                     if gated:
                         opening = gate[n, o + r, oh]
@@ -316,8 +380,10 @@ def _convolve(
     w: np.ndarray,
     bias: np.ndarray,
     layout: PaddedLayout,
+    out_shape: tuple[int, int],
     out: np.ndarray,
     relu: bool = False,
+    argmax: np.ndarray | None = None,
 ) -> None:
     weights, shifts = _taps(w, layout, out_block=OUT_BLOCK)
     bias8 = np.zeros(weights.shape[0], dtype=out.dtype)
@@ -330,9 +396,16 @@ def _convolve(
         bias8,
         layout.row_width,
         layout.span,
+        *out_shape,
         relu,
         out,
+        _no_pooling() if argmax is None else argmax,
     )
+
+
+def _no_pooling() -> np.ndarray:
+    """The empty argmax array that tells the kernels there is no pooling."""
+    return np.empty((0, 0, 0, 0), np.int32)
 
 
 def padded_shape(
@@ -344,20 +417,32 @@ def padded_shape(
 
 
 def forward(
-    x: np.ndarray, w: np.ndarray, bias: np.ndarray, padding: tuple[int, int], relu: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stride-1 conv2d of C-contiguous x (N, C, H, W), then max(out, 0) if relu.
+    x: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray,
+    padding: tuple[int, int],
+    relu: bool = False,
+    pool: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Stride-1 conv2d of C-contiguous x (N, C, H, W), then max(out, 0) if relu, then 2x2
+    max pooling with stride 2 if pool.
 
-    Returns (out, padded input for backward)."""
+    Returns (out, padded input for backward, the pooling's argmax or None).
+    """
     n_images, channels, _, width = x.shape
     out_channels, _, kh, kw = w.shape
     ph, pw = padding
     layout = _input_layout(x.shape, (kh, kw), padding)
     out_h, out_w = layout.rows - kh + 1, width + 2 * pw - kw + 1
     padded = _padded_copy(x, ph, pw, layout, channels + 1)  # +1: a zero plane for padding taps
-    out = np.empty((n_images, out_channels, out_h, out_w), dtype=x.dtype)
-    _convolve(padded, w, bias, layout, out, relu)
-    return out, padded
+    if not pool:
+        out = np.empty((n_images, out_channels, out_h, out_w), dtype=x.dtype)
+        _convolve(padded, w, bias, layout, (out_h, out_w), out, relu)
+        return out, padded, None
+    pooled_shape = (n_images, out_channels, out_h // 2, out_w // 2)
+    out, argmax = np.empty(pooled_shape, dtype=x.dtype), np.empty(pooled_shape, np.int32)
+    _convolve(padded, w, bias, layout, (out_h, out_w), out, relu, argmax)
+    return out, padded, argmax
 
 
 def backward(
@@ -368,19 +453,22 @@ def backward(
     padding: tuple[int, int],
     need_input_grad: bool,
     relu_out: np.ndarray | None = None,
+    argmax: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """(dx or None, dw, db) of forward from C-contiguous grad_out (N, C_out, OH, OW).
+    """(dx or None, dw, db) of forward from C-contiguous grad_out, the gradient of its output.
 
-    With relu_out, the output of a forward with relu, grad_out is the gradient of that output
-    and is multiplied by [relu_out > 0] on the way in. db is float64.
+    With relu_out, the output of a forward with relu, grad_out is multiplied by
+    [relu_out > 0] on the way in. With argmax, from a forward with pool, grad_out and
+    relu_out are pooled and argmax routes them back. db is float64.
     """
     n_images, channels, height, width = x_shape
     out_channels, _, kh, kw = w.shape
     ph, pw = padding
-    out_w = grad_out.shape[3]
     layout = _input_layout(x_shape, (kh, kw), padding)
+    out_w = width + 2 * pw - kw + 1
     shifts = _shifts(channels, kh, kw, layout.plane, layout.row_width)
     gate = _no_gate(grad_out.dtype) if relu_out is None else relu_out
+    pooling = _no_pooling() if argmax is None else argmax
 
     # Images split into one chunk per thread, each with its own partial sums of dw and db.
     n_chunks = max(1, min(n_images, numba.get_num_threads()))
@@ -391,6 +479,8 @@ def backward(
         padded.reshape(n_images, -1),
         grad_out,
         gate,
+        pooling,
+        out_w,
         layout.row_width,
         shifts,
         layout.span,
@@ -407,8 +497,13 @@ def backward(
     # the convolution of the gradient padded by (top, left) with flipped, transposed weights.
     top, left = kh - 1 - ph, kw - 1 - pw
     grad_layout = _layout(height + kh - 1, out_w, left, height, width)
-    grad_padded = _padded_copy(grad_out, top, left, grad_layout, out_channels + 1, relu_out)
+    if argmax is None:
+        grad_padded = _padded_copy(grad_out, top, left, grad_layout, out_channels + 1, relu_out)
+    else:
+        grad_padded = np.empty((n_images, out_channels + 1, grad_layout.plane), grad_out.dtype)
+        _unpool_into(grad_out, gate, argmax, out_w, top, left, *grad_layout[:2], grad_padded)
     flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     dx = np.empty(x_shape, dtype=grad_out.dtype)
-    _convolve(grad_padded, flipped, np.zeros(channels, grad_out.dtype), grad_layout, dx)
+    no_bias = np.zeros(channels, grad_out.dtype)
+    _convolve(grad_padded, flipped, no_bias, grad_layout, (height, width), dx)
     return dx, dw, db

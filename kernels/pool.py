@@ -51,37 +51,46 @@ def _maxpool_kernel(x, kh, kw, sh, sw, out, argmax):
                         where[ow] = start + ow * sw if take else where[ow]
 
 
+@njit(cache=True, inline="always")
+def pool_2x2_plane(plane, row_width, width, out, argmax):
+    """2x2, stride-2 pooling of one plane `width` wide stored flat in rows of row_width.
+
+    Four loads and three branch-free comparisons per output. argmax gets flat indices into
+    the (height, width) plane. kernels.direct runs it on a convolution's output while that
+    is still in cache.
+    """
+    for oh in range(out.shape[0]):
+        upper = plane[2 * oh * row_width : (2 * oh + 1) * row_width]
+        lower = plane[(2 * oh + 1) * row_width : (2 * oh + 2) * row_width]
+        values, where = out[oh], argmax[oh]
+        start = np.int32(2 * oh * width)
+        for ow in range(out.shape[1]):  # int32 offsets, as argmax is: the loop vectorises
+            best = upper[2 * ow]
+            offset = np.int32(0)
+            value = upper[2 * ow + 1]
+            take = _beats(value, best)
+            best = value if take else best
+            offset = np.int32(1) if take else offset
+            value = lower[2 * ow]
+            take = _beats(value, best)
+            best = value if take else best
+            offset = np.int32(width) if take else offset
+            value = lower[2 * ow + 1]
+            take = _beats(value, best)
+            best = value if take else best
+            offset = np.int32(width + 1) if take else offset
+            values[ow] = best
+            where[ow] = start + np.int32(2 * ow) + offset
+
+
 @njit(cache=True, parallel=True)
 def _maxpool_2x2_kernel(x, out, argmax):
-    """The common 2x2, stride 2 case: four loads and three branch-free comparisons per output."""
+    """The common 2x2, stride 2 case, one plane per task."""
     n_images, channels, _, width = x.shape
-    out_h, out_w = out.shape[2], out.shape[3]
     for plane in prange(n_images * channels):
         n = plane // channels
         c = plane % channels
-        for oh in range(out_h):
-            upper = x[n, c, 2 * oh]
-            lower = x[n, c, 2 * oh + 1]
-            values = out[n, c, oh]
-            where = argmax[n, c, oh]
-            start = 2 * oh * width
-            for ow in range(out_w):  # int32 offsets, as argmax is: the loop vectorises
-                best = upper[2 * ow]
-                offset = np.int32(0)
-                value = upper[2 * ow + 1]
-                take = _beats(value, best)
-                best = value if take else best
-                offset = np.int32(1) if take else offset
-                value = lower[2 * ow]
-                take = _beats(value, best)
-                best = value if take else best
-                offset = np.int32(width) if take else offset
-                value = lower[2 * ow + 1]
-                take = _beats(value, best)
-                best = value if take else best
-                offset = np.int32(width + 1) if take else offset
-                values[ow] = best
-                where[ow] = np.int32(start + 2 * ow) + offset
+        pool_2x2_plane(x[n, c].reshape(-1), width, width, out[n, c], argmax[n, c])
 
 
 @njit(cache=True, parallel=True)

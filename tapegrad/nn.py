@@ -193,15 +193,11 @@ class Sequential(Module):
             yield str(i), layer
 
     def forward(self, x: Tensor) -> Tensor:
-        layers = self.layers
         i = 0
-        while i < len(layers):
-            if _fuses_with_relu(layers, i):  # the same values, one pass fewer each way
-                x = layers[i](x, relu=True)
-                i += 2
-            else:
-                x = layers[i](x)
-                i += 1
+        while i < len(self.layers):
+            fused = _fused_after(self.layers, i)  # the same values, fewer passes over them
+            x = self.layers[i](x, **fused)
+            i += 1 + len(fused)
         return x
 
     def __getitem__(self, index: int | slice) -> Module:
@@ -216,9 +212,23 @@ class Sequential(Module):
         return iter(self.layers)
 
 
-def _fuses_with_relu(layers: list[Module], i: int) -> bool:
-    """Whether layers[i] is a Conv2d followed by a ReLU, which run as one fused primitive."""
-    return type(layers[i]) is Conv2d and i + 1 < len(layers) and type(layers[i + 1]) is ReLU
+def _fused_after(layers: list[Module], i: int) -> dict[str, bool]:
+    """The layers after layers[i] that run inside it, as keyword arguments of its forward.
+
+    A Conv2d runs a ReLU that follows it (relu=True), and a 2x2, stride-2 MaxPool2d after
+    that (pool=True), as one conv2d primitive.
+    """
+    following = [type(layer) for layer in layers[i : i + 3]]
+    if following[:2] != [Conv2d, ReLU]:
+        return {}
+    if following[2:] == [MaxPool2d] and _is_2x2(layers[i + 2]):
+        return {"relu": True, "pool": True}
+    return {"relu": True}
+
+
+def _is_2x2(pool: MaxPool2d) -> bool:
+    """Whether the pooling has 2x2 windows and stride 2, the one pool=True fuses."""
+    return pool.kernel_size in (2, (2, 2)) and pool.stride in (2, (2, 2))
 
 
 def _check_input(layer: Module, x: Tensor, ndim: int, axis: int, size: int, expected: str) -> None:
@@ -273,11 +283,18 @@ class Conv2d(Module):
         self.weight = Parameter(init((out_channels, in_channels, kh, kw)))
         self.bias = Parameter(np.zeros(out_channels, np.float32)) if bias else None
 
-    def forward(self, x: Tensor, relu: bool = False) -> Tensor:
-        """The convolution of x; with relu, max(convolution, 0) in one fused primitive."""
+    def forward(self, x: Tensor, relu: bool = False, pool: bool = False) -> Tensor:
+        """The convolution of x; with relu then max(., 0), with pool then 2x2 max pooling
+        with stride 2: one fused primitive (see ops.conv2d)."""
         _check_input(self, x, 4, 1, self.in_channels, f"(N, {self.in_channels}, H, W)")
         return ops.conv2d(
-            x, self.weight, self.bias, stride=self.stride, padding=self.padding, relu=relu
+            x,
+            self.weight,
+            self.bias,
+            stride=self.stride,
+            padding=self.padding,
+            relu=relu,
+            pool=pool,
         )
 
     def extra_repr(self) -> str:

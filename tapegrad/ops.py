@@ -375,7 +375,17 @@ def cross_entropy(logits, labels, *, label_smoothing=0.0, reduction="mean"):
 
 # --- convolution and pooling (numba kernels) --------------------------------------------
 @primitive
-def conv2d(x, weight, bias=None, *, stride=1, padding=0, relu=False, needs_grad=(True, True, True)):
+def conv2d(
+    x,
+    weight,
+    bias=None,
+    *,
+    stride=1,
+    padding=0,
+    relu=False,
+    pool=False,
+    needs_grad=(True, True, True),
+):
     # Cross-correlation of x (N, C, H, W) with weight (C_out, C, kh, kw), as one GEMM on the
     # im2col matrix: each column of cols(x) is one receptive field, so
     #   Z = W_mat cols(x) + b,   dL/dW_mat = G cols(x)^T,   dL/db = G summed over N, OH, OW,
@@ -384,13 +394,15 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, relu=False, needs_grad=
     # At stride 1 the kernels compute the same three products from shifted slices of the
     # padded input instead of storing cols(x) (kernels/direct.py), and wide 3x3 layers with
     # 4x fewer multiplications through Winograd's transform (kernels/winograd.py).
-    # With relu the output is Y = max(Z, 0), fused into the kernels: G = g [Y > 0].
-    out, columns = kernels.conv2d_forward(x, weight, bias, stride, padding, relu=relu)
+    # With relu the output is Y = max(Z, 0), fused into the kernels: G = g [Y > 0]. With pool
+    # it is then P = Y max-pooled over 2x2 windows with stride 2, and G is g routed to each
+    # window's (first) maximum, times [P > 0] with relu (P > 0 just where that Y > 0).
+    out, saved = kernels.conv2d_forward(x, weight, bias, stride, padding, relu=relu, pool=pool)
 
     def vjp(g):
         return kernels.conv2d_backward(
             g,
-            columns,
+            saved,
             x.shape,
             weight,
             stride,

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import kernels
@@ -178,35 +178,48 @@ def test_conv2d_matches_reference(dtype, method, problem):
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
 
 
+@pytest.mark.parametrize("pool", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @settings(max_examples=40, deadline=None)
 @given(problem=conv_problems())
-def test_conv2d_with_relu_matches_reference(dtype, problem):
-    """relu=True gives max(conv, 0), and takes the gradient g [out > 0] back through the conv."""
+def test_conv2d_with_relu_and_pool_matches_reference(dtype, pool, problem):
+    """relu=True gives max(conv, 0), pool=True then pools that over 2x2 windows, exactly as
+    the separate kernels do; the gradient goes back through both."""
     x_shape, w_shape, stride, padding, seed = problem
     x, w, b = random_arrays(dtype, seed, x_shape, w_shape, (w_shape[0],))
-    out, saved = kernels.conv2d_forward(x, w, b, stride, padding, relu=True)
-    rtol, atol = tolerance(dtype, w[0].size)
-    expected = np.maximum(conv_reference(x, w, b, stride, padding), 0)
-    np.testing.assert_allclose(out, expected, rtol=rtol, atol=atol)
+    conv, _ = kernels.conv2d_forward(x, w, b, stride, padding)  # checked against conv_reference
+    expected = np.maximum(conv, 0)
+    if pool:
+        assume(min(conv.shape[2:]) >= 2)
+        expected, argmax = maxpool_reference(expected, 2, 2, 2, 2)
+    out, saved = kernels.conv2d_forward(x, w, b, stride, padding, relu=True, pool=pool)
+    np.testing.assert_array_equal(out, expected)
+    if pool:
+        np.testing.assert_array_equal(saved.argmax, argmax)
 
     (grad,) = random_arrays(dtype, seed + 1, out.shape)
     got = kernels.conv2d_backward(grad, saved, x.shape, w, stride, padding, relu_out=out)
-    want = conv_backward_reference(grad * (out > 0), x, w, stride, padding)
+    dense = grad * (out > 0)
+    if pool:
+        dense = maxpool_backward_reference(dense, argmax, conv.shape)
+    want = conv_backward_reference(dense, x, w, stride, padding)
     rtol, atol = tolerance(dtype, max(w[0].size, grad.size))
     for got_one, want_one in zip(got, want, strict=True):
         assert got_one.dtype == dtype
         np.testing.assert_allclose(got_one, want_one, rtol=rtol, atol=atol)
 
 
-def test_winograd_conv2d_with_relu_matches_reference():
-    x, w, b, grad = random_arrays(np.float64, 8, (2, 5, 6, 7), (4, 5, 3, 3), (4,), (2, 4, 6, 7))
-    out, saved = kernels.conv2d_forward(x, w, b, 1, 1, method="winograd", relu=True)
+def test_winograd_conv2d_with_relu_and_pool_matches_reference():
+    x, w, b, grad = random_arrays(np.float64, 8, (2, 5, 6, 7), (4, 5, 3, 3), (4,), (2, 4, 3, 3))
+    out, saved = kernels.conv2d_forward(x, w, b, 1, 1, method="winograd", relu=True, pool=True)
     assert saved.method == "winograd"
-    expected = np.maximum(conv_reference(x, w, b, (1, 1), (1, 1)), 0)
+    conv = conv_reference(x, w, b, (1, 1), (1, 1))
+    expected, argmax = maxpool_reference(np.maximum(conv, 0), 2, 2, 2, 2)
     np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(saved.argmax, argmax)
     got = kernels.conv2d_backward(grad, saved, x.shape, w, 1, 1, relu_out=out)
-    want = conv_backward_reference(grad * (out > 0), x, w, (1, 1), (1, 1))
+    dense = maxpool_backward_reference(grad * (out > 0), argmax, conv.shape)
+    want = conv_backward_reference(dense, x, w, (1, 1), (1, 1))
     for got_one, want_one in zip(got, want, strict=True):
         np.testing.assert_allclose(got_one, want_one, rtol=1e-10, atol=1e-10)
 
@@ -481,6 +494,15 @@ def test_conv2d_rejects_bad_bias_dtypes_and_gradients():
         kernels.conv2d_backward(out, saved, x.shape, w, relu_out=out[:, :, 0])
     with pytest.raises(TypeError, match="grad_out is float32, relu_out is float64"):
         kernels.conv2d_backward(out, saved, x.shape, w, relu_out=out.astype(np.float64))
+    with pytest.raises(
+        ValueError, match=r"kernel \(2, 2\) is larger than the input plane \(1, 3\)"
+    ):
+        kernels.conv2d_forward(x[:, :, :3], w, relu=True, pool=True)
+    pooled, pooled_saved = kernels.conv2d_forward(x, w, relu=True, pool=True)
+    with pytest.raises(
+        ValueError, match=r"grad_out has shape \(2, 4, 3, 3\), expected \(2, 4, 1, 1\)"
+    ):
+        kernels.conv2d_backward(out, pooled_saved, x.shape, w, relu_out=pooled)
 
 
 @pytest.mark.parametrize(

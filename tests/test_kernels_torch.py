@@ -27,13 +27,13 @@ CONV_CASES = [
 ]
 
 
-@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("relu, pool", [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding", CONV_CASES)
-def test_conv2d_matches_torch(dtype, x_shape, w_shape, stride, padding, relu):
+def test_conv2d_matches_torch(dtype, x_shape, w_shape, stride, padding, relu, pool):
     rng = np.random.default_rng(0)
     x, w, b = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, w_shape[:1]))
-    out, saved = kernels.conv2d_forward(x, w, b, stride, padding, relu=relu)
+    out, saved = kernels.conv2d_forward(x, w, b, stride, padding, relu=relu, pool=pool)
     grad = rng.standard_normal(out.shape).astype(dtype)
     relu_out = out if relu else None
     dx, dw, db = kernels.conv2d_backward(
@@ -43,6 +43,7 @@ def test_conv2d_matches_torch(dtype, x_shape, w_shape, stride, padding, relu):
     xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     out_t = functional.conv2d(xt, wt, bt, stride, padding)
     out_t = functional.relu(out_t) if relu else out_t
+    out_t = functional.max_pool2d(out_t, 2) if pool else out_t
     out_t.backward(torch.tensor(grad))
     tol = 1e-4 if dtype == np.float32 else 1e-10
     for got, want in ((out, out_t), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)):

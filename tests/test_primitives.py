@@ -76,6 +76,15 @@ CASES = {
             (_t(2, 2, 5, 4), _t(3, 2, 5, 5), _t(3)),
         ),
         (lambda x, w: tg.conv2d(x, w, stride=2, relu=True), (_t(2, 2, 7, 6), _t(3, 2, 3, 3))),
+        # and 2x2 max pooling after it, odd sizes floored
+        (
+            lambda x, w, b: tg.conv2d(x, w, b, padding=1, relu=True, pool=True),
+            (_t(2, 2, 7, 6), _t(3, 2, 3, 3), _t(3)),
+        ),
+        (
+            lambda x, w: tg.conv2d(x, w, stride=2, relu=True, pool=True),
+            (_t(1, 2, 9, 11), _t(3, 2, 3, 3)),
+        ),
     ],
     "max_pool2d": [
         (lambda x: tg.max_pool2d(x, kernel_size=2), (_t(2, 3, 6, 4),)),
