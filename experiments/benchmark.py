@@ -402,6 +402,23 @@ def machine_info(use_torch: bool) -> dict[str, Any]:
     return info
 
 
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds all processes have spent since boot (/proc/stat); None off Linux."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds this process and its finished children (the latency runs) have spent."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def torch_available() -> bool:
     """Whether PyTorch can be imported here."""
     try:
@@ -449,6 +466,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "latency": None,
         "results": [],
     }
+    start_busy, start_own, start_wall = busy_cpu_seconds(), own_cpu_seconds(), time.time()
     if args.latency:
         latency = results["latency"] = measure_latency()
         for kind in ("cold", "warm"):
@@ -463,6 +481,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             results["results"].append(cell)
             print(markdown_table([cell]).splitlines()[-1], flush=True)
     results["machine"]["load_average_after"] = os.getloadavg()
+    # The share of the machine's CPU time that other processes took while this one ran.
+    end_busy = busy_cpu_seconds()
+    if start_busy is not None and end_busy is not None:
+        others = (end_busy - start_busy) - (own_cpu_seconds() - start_own)
+        capacity = (time.time() - start_wall) * (os.cpu_count() or 1)
+        results["machine"]["other_processes_cpu_share"] = max(0.0, others / capacity)
 
     print()
     print(markdown_table(results["results"]))
@@ -475,7 +499,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"\n{machine['processor']}, {machine['cpu_count']} CPUs; load average before the run "
         f"{before}, after {after}"
     )
-    if max(machine["load_average"][0], machine["load_average_after"][0]) > 0.5 * os.cpu_count():
+    share = machine.get("other_processes_cpu_share")
+    if share is not None:
+        print(f"other processes used {100 * share:.1f} % of the CPU time during the run")
+    if (share or 0.0) > 0.05 or machine["load_average"][0] > 0.5 * (os.cpu_count() or 1):
         print("warning: other processes were busy; PyTorch's threads suffer most from that.")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

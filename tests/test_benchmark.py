@@ -40,6 +40,15 @@ def test_main_writes_positive_images_per_second(benchmark, tmp_path):
         assert cell["tapegrad"]["gflops_per_second"] > 0
         assert cell["torch"] is None and cell["ratio"] is None
     assert results["latency"] is None
+    assert 0.0 <= results["machine"]["other_processes_cpu_share"] <= 1.0
+
+
+def test_own_cpu_time_counts_this_process(benchmark):
+    start_own, start_busy = benchmark.own_cpu_seconds(), benchmark.busy_cpu_seconds()
+    sum(i * i for i in range(2_000_000))  # about 0.1 s of CPU
+    spent = benchmark.own_cpu_seconds() - start_own
+    assert spent > 0.02
+    assert benchmark.busy_cpu_seconds() - start_busy >= 0.5 * spent  # the machine saw it too
 
 
 def test_count_macs_by_hand(benchmark):
