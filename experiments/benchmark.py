@@ -172,7 +172,7 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     model.eval()
     try:
         with tg.no_grad():
-            x = tg.Tensor._wrap(np.zeros((1, *input_shape), np.float32))
+            x = tg.as_tensor(np.zeros((1, *input_shape), np.float32))
             for layer in model:
                 y = layer(x)
                 if isinstance(layer, nn.Conv2d):
@@ -215,7 +215,7 @@ def tapegrad_trainer(network: str, batch_size: int, seed: int = 0) -> Callable[[
     )
     loss_fn = nn.CrossEntropyLoss()
     images, labels = random_batch(network, batch_size, seed)
-    x = tg.Tensor._wrap(images)
+    x = tg.as_tensor(images)
 
     def step() -> float:
         loss = loss_fn(model(x), labels)

@@ -27,9 +27,9 @@ import numpy as np
 
 import tapegrad as tg
 from tapegrad import augment, nn, optim
-from tapegrad.analysis import write_classification_run
+from tapegrad.course.analysis import write_classification_run
 from tapegrad.data import CIFAR10_CLASSES, load_cifar10
-from tapegrad.tensor import Tensor
+from tapegrad.engine.tensor import Tensor, as_tensor
 from tapegrad.train import History, weight_decay_loss
 
 #: Network width per block and batch size for each budget in minutes; see experiments/README.md.
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
             indices = order[first : first + batch_size]
             batch = augment.random_crop(x_train[indices], HYPER["translate"], rng)
             batch = augment.alternating_flip(batch, indices, epoch, args.seed)
-            logits = model(Tensor._wrap(normalise(batch)))
+            logits = model(as_tensor(normalise(batch)))
             loss = loss_fn(logits, y_train[indices])
             optimizer.zero_grad()
             loss.backward()
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict:
 def _compile(model: Net, loss_fn: nn.Module) -> None:
     """One throwaway step on a copy of the state, so that compilation is not timed."""
     state = model.state_dict()
-    x = Tensor._wrap(np.zeros((2, 3, 32, 32), np.float32))
+    x = as_tensor(np.zeros((2, 3, 32, 32), np.float32))
     loss_fn(model(x), np.zeros(2, dtype=np.int64)).backward()
     with tg.no_grad():
         model.eval()

@@ -10,7 +10,7 @@ import numpy as np
 
 import tapegrad as tg
 from tapegrad import nn, optim
-from tapegrad.analysis import write_classification_run
+from tapegrad.course.analysis import write_classification_run
 from tapegrad.train import evaluate, fit
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]

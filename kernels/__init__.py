@@ -1,22 +1,22 @@
 """Numba kernels on NCHW arrays: convolution (direct, Winograd, im2col), max pooling, batch norm
 and activations, forward and backward."""
 
-from kernels.memory import keep_freed_memory
-from kernels.threads import configure
+from .memory import keep_freed_memory
+from .threads import configure
 
 configure()
 keep_freed_memory()
 
-from kernels.activations import gelu_forward, relu_backward, relu_forward  # noqa: E402
-from kernels.channels import channel_affine, channel_sums, channel_totals  # noqa: E402
-from kernels.conv import (  # noqa: E402  (threads are configured before any kernel runs)
+from .activations import gelu_forward, relu_backward, relu_forward  # noqa: E402
+from .channels import channel_affine, channel_sums, channel_totals  # noqa: E402
+from .conv import (  # noqa: E402  (threads are configured before any kernel runs)
     ConvSaved,
     conv2d_backward,
     conv2d_forward,
     conv2d_output_shape,
 )
-from kernels.im2col import col2im, im2col  # noqa: E402
-from kernels.pool import (  # noqa: E402
+from .im2col import col2im, im2col  # noqa: E402
+from .pool import (  # noqa: E402
     maxpool2d_backward,
     maxpool2d_forward,
     maxpool2d_output_shape,

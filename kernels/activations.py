@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from kernels.threads import exclusive
+from .threads import exclusive
 
 _C = math.sqrt(2 / math.pi)
 _A = 0.044715

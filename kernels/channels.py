@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from kernels.threads import exclusive
+from .threads import exclusive
 
 
 # "reassoc" lets LLVM split the float64 sums over SIMD lanes; NaN and infinity are kept.

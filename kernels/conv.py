@@ -18,11 +18,11 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from kernels import activations, channels, direct, winograd
-from kernels._geometry import ConvGeometry, Pair, conv_geometry
-from kernels.im2col import _col2im_kernel, _im2col_kernel
-from kernels.pool import maxpool2d_backward, maxpool2d_forward, maxpool2d_output_shape
-from kernels.threads import LAUNCH_LOCK, exclusive
+from . import activations, channels, direct, winograd
+from ._geometry import ConvGeometry, Pair, conv_geometry
+from .im2col import _col2im_kernel, _im2col_kernel
+from .pool import maxpool2d_backward, maxpool2d_forward, maxpool2d_output_shape
+from .threads import LAUNCH_LOCK, exclusive
 
 
 class ConvSaved(NamedTuple):

@@ -33,7 +33,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from kernels.pool import pool_2x2_plane
+from .pool import pool_2x2_plane
 
 BLOCK = 4  # taps per register block; output channels per block of the weight gradient
 OUT_BLOCK = 8  # output channels per register block of the convolution

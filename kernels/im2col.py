@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from kernels._geometry import Pair, conv_geometry, pair
-from kernels.threads import LAUNCH_LOCK
+from ._geometry import Pair, conv_geometry, pair
+from .threads import LAUNCH_LOCK
 
 
 @njit(cache=True)

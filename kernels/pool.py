@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from kernels._geometry import Pair, pair
-from kernels.threads import LAUNCH_LOCK
+from ._geometry import Pair, pair
+from .threads import LAUNCH_LOCK
 
 
 @njit(cache=True, inline="always")

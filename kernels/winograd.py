@@ -35,7 +35,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from kernels.direct import multiply_add_block
+from .direct import multiply_add_block
 
 TILE = 4  # m: output pixels per tile side
 KERNEL = 3  # r

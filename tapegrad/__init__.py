@@ -1,90 +1,33 @@
-"""tapegrad: a tape-based reverse-mode autodiff engine over NumPy with hand-written VJPs."""
+"""tapegrad: a tape-based reverse-mode autodiff engine over NumPy with hand-written VJPs.
 
-from tapegrad import data, metrics, nn, optim
+The public API is what this module exports. It is layered (see ARCHITECTURE.md):
+`tapegrad.kernels` (numba kernels on arrays) <- `tapegrad.engine` (Tensor, tape, primitives,
+gradcheck) <- the library (`nn`, `optim`, `train`, `data`, `augment`, `io`) <-
+`tapegrad.course` (the assignment's metrics, figures and report).
+"""
+
+from types import ModuleType as _ModuleType
+
+from tapegrad import data, nn, optim
 from tapegrad.data import CIFAR10_CLASSES, load_cifar10, load_mnist
-from tapegrad.gradcheck import GradcheckError, gradcheck
+from tapegrad.engine.gradcheck import GradcheckError, gradcheck
+from tapegrad.engine.ops import *  # noqa: F403  (every primitive, by name)
+from tapegrad.engine.rng import manual_seed
+from tapegrad.engine.tape import enable_grad, is_grad_enabled, no_grad
+from tapegrad.engine.tensor import Tensor, as_tensor, ones, randn, tensor, zeros
 from tapegrad.io import load, save
-from tapegrad.ops import (
-    add,
-    batch_norm,
-    conv2d,
-    cross_entropy,
-    div,
-    dropout,
-    exp,
-    gelu,
-    getitem,
-    linear,
-    log,
-    log_softmax,
-    matmul,
-    max,
-    max_pool2d,
-    maximum,
-    mean,
-    mul,
-    neg,
-    pow,
-    relu,
-    reshape,
-    softmax,
-    sub,
-    sum,
-    transpose,
-    unbroadcast,
-)
-from tapegrad.random import manual_seed
-from tapegrad.tape import enable_grad, is_grad_enabled, no_grad
-from tapegrad.tensor import Tensor, ones, randn, tensor, zeros
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CIFAR10_CLASSES",
-    "GradcheckError",
-    "Tensor",
-    "add",
-    "batch_norm",
-    "conv2d",
-    "cross_entropy",
-    "data",
-    "div",
-    "dropout",
-    "enable_grad",
-    "exp",
-    "gelu",
-    "getitem",
-    "gradcheck",
-    "is_grad_enabled",
-    "linear",
-    "load",
-    "load_cifar10",
-    "load_mnist",
-    "log",
-    "log_softmax",
-    "manual_seed",
-    "matmul",
-    "max",
-    "max_pool2d",
-    "maximum",
-    "mean",
-    "metrics",
-    "mul",
-    "neg",
-    "nn",
-    "no_grad",
-    "ones",
-    "optim",
-    "pow",
-    "randn",
-    "relu",
-    "reshape",
-    "save",
-    "softmax",
-    "sub",
-    "sum",
-    "tensor",
-    "transpose",
-    "unbroadcast",
-    "zeros",
-]
+#: Callable as tg.max(...), but kept out of `from tapegrad import *`: they would shadow builtins.
+_SHADOWS_BUILTIN = ("max", "pow", "sum")
+#: The subpackages a user reaches as tg.data, tg.nn, tg.optim; other submodules stay out of *.
+_PUBLIC_MODULES = ("data", "nn", "optim")
+
+__all__ = sorted(
+    name
+    for name, value in globals().items()
+    if not name.startswith("_")
+    and name not in _SHADOWS_BUILTIN
+    and (not isinstance(value, _ModuleType) or name in _PUBLIC_MODULES)
+)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tapegrad import random as _random
+from tapegrad.engine.rng import generator
 from tapegrad.nn import Module
 from tapegrad.train import predict_logits
 
@@ -22,7 +22,7 @@ def random_crop(
     """
     if padding == 0:
         return images.copy()
-    rng = rng or _random.generator()
+    rng = rng or generator()
     n, _, h, w = images.shape
     padded = np.pad(images, ((0, 0), (0, 0), (padding, padding), (padding, padding)), "reflect")
     offsets = rng.integers(0, 2 * padding + 1, size=(2, n))
@@ -37,7 +37,7 @@ def random_crop(
 
 def random_flip(images: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
     """Mirror each image left-right with probability 1/2."""
-    rng = rng or _random.generator()
+    rng = rng or generator()
     return _mirror(images, rng.random(len(images)) < 0.5)
 
 

@@ -15,11 +15,11 @@ import numpy as np
 from tqdm import tqdm
 
 from tapegrad import io
-from tapegrad import random as _random
+from tapegrad.engine import rng
+from tapegrad.engine.tape import no_grad
+from tapegrad.engine.tensor import Tensor, as_tensor
 from tapegrad.nn import Module
 from tapegrad.optim import Optimizer
-from tapegrad.tape import no_grad
-from tapegrad.tensor import Tensor
 
 #: The moving averages shown while training: factor 0.99, plain mean over the first 20.
 AVERAGE_FACTOR = 0.99
@@ -142,7 +142,7 @@ def fit(
         batch_x, batch_y = x[indices], y[indices]
         inputs = transform(batch_x) if transform is not None else batch_x
 
-        logits = model(inputs if isinstance(inputs, Tensor) else Tensor._wrap(inputs))
+        logits = model(inputs if isinstance(inputs, Tensor) else as_tensor(inputs))
         loss = loss_fn(logits, batch_y)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
@@ -195,7 +195,7 @@ def _save_checkpoint(path, model, optimizer, done, history, averages) -> None:
         "history": asdict(history),
         "averages": [[a.count, a.value] for a in averages],
         "param_groups": state["param_groups"],
-        "random_state": _random.get_state(),
+        "random_state": rng.get_state(),
     }
     arrays["meta"] = np.array(json.dumps(meta))
     io.save_arrays(path, arrays)
@@ -217,7 +217,7 @@ def _load_checkpoint(path, model, optimizer) -> tuple[int, History, list[_Moving
             _, index, name = key.split("/")
             optimizer_state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"param_groups": meta["param_groups"], "state": optimizer_state})
-    _random.set_state(meta["random_state"])
+    rng.set_state(meta["random_state"])
     averages = []
     for count, value in meta["averages"]:
         average = _MovingAverage()
@@ -242,7 +242,7 @@ def predict_logits(
                 batch = x[first : first + batch_size]
                 inputs = transform(batch) if transform is not None else batch
                 outputs.append(
-                    model(inputs if isinstance(inputs, Tensor) else Tensor._wrap(inputs)).data
+                    model(inputs if isinstance(inputs, Tensor) else as_tensor(inputs)).data
                 )
     finally:
         model.train(was_training)

@@ -1,4 +1,10 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, and the markers that sort the tests by layer.
+
+The folders follow the package's layers (engine, kernels, library, course, experiments); the
+assignment's own exercise tests live in acceptance/. Each test is marked with its folder's
+name, and `data` when it reads the real data sets, so `pytest -m engine` or
+`pytest -m "not data"` selects a slice.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +38,18 @@ def data_root() -> Path:
     pytest.skip(message)
 
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+TESTS = Path(__file__).resolve().parent
+EXPERIMENTS = TESTS.parent / "experiments"
+LAYERS = ("engine", "kernels", "library", "course", "experiments", "acceptance")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        layer = item.path.relative_to(TESTS).parts[0]
+        if layer in LAYERS:
+            item.add_marker(layer)
+        if "data_root" in getattr(item, "fixturenames", ()):
+            item.add_marker("data")
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tapegrad.metrics import accuracy, confusion_matrix, parameter_counts, precision_recall
+from tapegrad.course.metrics import accuracy, confusion_matrix, parameter_counts, precision_recall
 
 
 def test_accuracy_counts_matches():

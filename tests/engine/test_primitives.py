@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad.ops import PRIMITIVES
+from tapegrad.engine.primitive import PRIMITIVES
 
 
 def _t(*shape, positive=False, seed=0):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from tapegrad.plots import (
+from tapegrad.course.plots import (
     plot_confusion_matrix,
     plot_curves,
     plot_filters,
@@ -187,7 +187,7 @@ def test_figures_are_built_in_threads_without_pyplot(tmp_path):
 def test_plots_never_import_pyplot(tmp_path):
     code = (
         "import sys, numpy as np\n"
-        "from tapegrad.plots import plot_confusion_matrix\n"
+        "from tapegrad.course.plots import plot_confusion_matrix\n"
         f"plot_confusion_matrix(np.eye(2, dtype=int), path={str(tmp_path / 'cm.png')!r})\n"
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'\n"
     )

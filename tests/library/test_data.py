@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tapegrad import data
 from tapegrad.data import (
     CIFAR10_CLASSES,
     DataCorruptedError,
@@ -19,6 +18,7 @@ from tapegrad.data import (
     load_cifar10,
     load_mnist,
 )
+from tapegrad.data import files as data
 
 MNIST_NAMES = (
     "train-images-idx3-ubyte",

@@ -1,4 +1,4 @@
-"""tapegrad.gradcheck: the tape's gradients against central finite differences.
+"""tg.gradcheck: the tape's gradients against central finite differences.
 
 For a random upstream gradient v, the tape computes the gradient of f(x) = <v, fn(x)> with
 respect to every input in one backward pass; the check compares it, element by element,
@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from tapegrad.tape import enable_grad, no_grad
-from tapegrad.tensor import Tensor
+from tapegrad.engine.tape import enable_grad, no_grad
+from tapegrad.engine.tensor import Tensor
 
 #: Inputs with more elements than this are first checked along one random direction
 #: when `fast_mode=True`.

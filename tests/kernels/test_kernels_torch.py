@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import kernels
 import tapegrad as tg
+from tapegrad import kernels
 
 torch = pytest.importorskip("torch")
 functional = pytest.importorskip("torch.nn.functional")

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from tapegrad import io, metrics, plots
+from tapegrad import io
+from tapegrad.course import metrics, plots
 from tapegrad.nn import Conv2d, Module
 from tapegrad.train import History
 

@@ -17,12 +17,12 @@ import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from contextlib import ContextDecorator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from tapegrad.tensor import Tensor
+    from tapegrad.engine.tensor import Tensor
 
 #: Live records on one thread's tape before `record` warns of a runaway tape.
 RUNAWAY_RECORDS = 10_000
@@ -35,7 +35,9 @@ class Record:
 
     __slots__ = ("consumed", "inputs", "name", "output", "vjp")
 
-    def __init__(self, output: Tensor, inputs: tuple[Any, ...], vjp: VJP, name: str) -> None:
+    def __init__(
+        self, output: Tensor, inputs: tuple[Tensor | None, ...], vjp: VJP, name: str
+    ) -> None:
         self.output = weakref.ref(output)
         self.inputs = inputs
         self.vjp: VJP | None = vjp
@@ -95,33 +97,16 @@ class enable_grad(no_grad):
     _enabled = True
 
 
-def _hold(tensor: Tensor) -> None:
-    if tensor._holds == 0 and tensor.data.flags.writeable:
-        tensor.data.flags.writeable = False
-        tensor._locked = True
-    tensor._holds += 1
-
-
 def _release(tensors: list[Tensor]) -> None:
-    unlock = []
-    for tensor in tensors:
-        tensor._holds -= 1
-        if tensor._holds == 0 and tensor._locked:
-            unlock.append(tensor)
+    unlock = [tensor for tensor in tensors if tensor._release()]
     # Arrays that own their memory first: a view can only become writeable after its base.
     unlock.sort(key=lambda t: t.data.base is not None)
     for tensor in unlock:
-        tensor._locked = False
-        try:
-            tensor.data.flags.writeable = True
-        except ValueError:  # a view of an array that someone else keeps read-only
-            pass
+        tensor._unlock()
 
 
 def _held_tensors(record: Record) -> list[Tensor]:
-    from tapegrad.tensor import Tensor
-
-    held = [t for t in record.inputs if isinstance(t, Tensor)]
+    held = [t for t in record.inputs if t is not None]
     output = record.output()
     if output is not None:
         held.append(output)
@@ -151,13 +136,17 @@ def _prune_dead() -> None:
     _state.records = [r for r in records if not r.consumed]
 
 
-def record(output: Tensor, inputs: tuple[Any, ...], vjp: VJP, name: str) -> None:
-    """Append the record of an op whose inputs require a gradient, and lock what it holds."""
+def record(output: Tensor, inputs: tuple[Tensor | None, ...], vjp: VJP, name: str) -> None:
+    """Append the record of an op whose inputs require a gradient, and lock what it holds.
+
+    `inputs` has one entry per positional input of the op: the Tensor, or None where the
+    input was not a Tensor (a constant, which never receives a gradient).
+    """
     entry = Record(output, inputs, vjp, name)
     for tensor in inputs:
-        if hasattr(tensor, "_holds"):
-            _hold(tensor)
-    _hold(output)
+        if tensor is not None:
+            tensor._hold()
+    output._hold()
     output._record = entry
     _state.records.append(entry)
     if len(_state.records) >= _state.next_check:
@@ -226,7 +215,7 @@ def backward(loss: Tensor, grad: np.ndarray | None = None) -> None:
         used.append(entry)
         input_grads = entry.vjp(output_grad)
         for tensor, input_grad in zip(entry.inputs, input_grads, strict=False):
-            if input_grad is None or not getattr(tensor, "requires_grad", False):
+            if input_grad is None or tensor is None or not tensor.requires_grad:
                 continue
             if input_grad.shape != tensor.shape:
                 raise RuntimeError(

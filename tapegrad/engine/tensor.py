@@ -1,4 +1,8 @@
-"""Tensor: an ndarray plus `requires_grad` and `grad`; its operators call the primitives in ops."""
+"""Tensor: an ndarray plus `requires_grad` and `grad`.
+
+Its differentiable operators and methods (`+`, `@`, `sum`, `reshape`, ...) are attached by the
+modules of `tapegrad.engine.ops` that define them, so this module needs none of them.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from tapegrad import random as _random
-from tapegrad import tape
+from tapegrad.engine import tape
+from tapegrad.engine.rng import generator
 
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -55,6 +59,26 @@ class Tensor:
         tensor.data = array
         tensor._init(requires_grad)
         return tensor
+
+    # --- the read-only lock a pending backward() keeps on the arrays it needs ----------
+    def _hold(self) -> None:
+        """Count one more tape record that needs this array; the first makes it read-only."""
+        if self._holds == 0 and self.data.flags.writeable:
+            self.data.flags.writeable = False
+            self._locked = True
+        self._holds += 1
+
+    def _release(self) -> bool:
+        """Drop one hold; True when none is left and the array should become writeable."""
+        self._holds -= 1
+        return self._holds == 0 and self._locked
+
+    def _unlock(self) -> None:
+        self._locked = False
+        try:
+            self.data.flags.writeable = True
+        except ValueError:  # a view of an array that someone else keeps read-only
+            pass
 
     # --- array-like views -------------------------------------------------------------
     @property
@@ -111,80 +135,6 @@ class Tensor:
             extras.append("requires_grad=True")
         return f"tensor({body}, {', '.join(extras)})"
 
-    # --- differentiable operators ------------------------------------------------------
-    def __add__(self, other: Any) -> Tensor:
-        return ops.add(self, other)
-
-    def __radd__(self, other: Any) -> Tensor:
-        return ops.add(other, self)
-
-    def __sub__(self, other: Any) -> Tensor:
-        return ops.sub(self, other)
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return ops.sub(other, self)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return ops.mul(self, other)
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return ops.mul(other, self)
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return ops.div(self, other)
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return ops.div(other, self)
-
-    def __pow__(self, exponent: float) -> Tensor:
-        return ops.pow(self, exponent=exponent)
-
-    def __neg__(self) -> Tensor:
-        return ops.neg(self)
-
-    def __matmul__(self, other: Any) -> Tensor:
-        return ops.matmul(self, other)
-
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return ops.matmul(other, self)
-
-    def __getitem__(self, index: Any) -> Tensor:
-        return ops.getitem(self, index=index)
-
-    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        return ops.sum(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        return ops.mean(self, axis=axis, keepdims=keepdims)
-
-    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        return ops.max(self, axis=axis, keepdims=keepdims)
-
-    def reshape(self, *shape: int | tuple[int, ...]) -> Tensor:
-        if len(shape) == 1 and isinstance(shape[0], tuple | list):
-            shape = tuple(shape[0])
-        return ops.reshape(self, shape=shape)
-
-    def flatten(self, start_axis: int = 0) -> Tensor:
-        """Merge the axes from `start_axis` on into one (`flatten(1)` keeps the batch axis)."""
-        return ops.reshape(self, shape=(*self.shape[:start_axis], -1))
-
-    def transpose(self, *axes: int) -> Tensor:
-        return ops.transpose(self, axes=axes or None)
-
-    @property
-    def T(self) -> Tensor:
-        return ops.transpose(self, axes=None)
-
-    def exp(self) -> Tensor:
-        return ops.exp(self)
-
-    def log(self) -> Tensor:
-        return ops.log(self)
-
-    def relu(self) -> Tensor:
-        return ops.relu(self)
-
     # --- comparisons and other results without a gradient -----------------------------
     def argmax(self, axis: int | None = None) -> Tensor:
         return Tensor._wrap(self.data.argmax(axis=axis))
@@ -218,6 +168,19 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
+def as_tensor(data: Any, dtype: Any = None) -> Tensor:
+    """`data` as a Tensor, sharing its memory where it can (as `torch.as_tensor`).
+
+    A Tensor is returned as it is and an ndarray of the requested dtype is wrapped without a
+    copy; anything else is converted as by `tensor`.
+    """
+    if isinstance(data, Tensor) and (dtype is None or data.dtype == np.dtype(dtype)):
+        return data
+    if isinstance(data, np.ndarray) and (dtype is None or data.dtype == np.dtype(dtype)):
+        return Tensor._wrap(data)
+    return Tensor(data, dtype=dtype)
+
+
 def zeros(*shape: int, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
     return Tensor._wrap(np.zeros(shape, dtype=dtype), requires_grad)
 
@@ -233,8 +196,5 @@ def randn(
     rng: np.random.Generator | None = None,
 ) -> Tensor:
     """Standard normal samples, from `rng` (or tapegrad's generator, see `manual_seed`)."""
-    rng = rng or _random.generator()
+    rng = rng or generator()
     return Tensor._wrap(rng.standard_normal(shape).astype(dtype), requires_grad)
-
-
-from tapegrad import ops  # noqa: E402  (ops needs Tensor defined first)

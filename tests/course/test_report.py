@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tapegrad import nn, report
-from tapegrad.analysis import write_classification_run
+from tapegrad import nn
+from tapegrad.course import report
+from tapegrad.course.analysis import write_classification_run
 from tapegrad.train import History
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tapegrad.tensor import Tensor
+from tapegrad.engine.tensor import Tensor
 
 if TYPE_CHECKING:
     from tapegrad.nn import Module

@@ -12,7 +12,7 @@ import pytest
 
 from tapegrad import nn
 
-SCRIPT = Path(__file__).resolve().parent.parent / "experiments" / "benchmark.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "benchmark.py"
 
 
 @pytest.fixture(scope="module")

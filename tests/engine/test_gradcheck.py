@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad.ops import PRIMITIVES, primitive
+from tapegrad.engine.primitive import PRIMITIVES, primitive
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad import nn, tape
+from tapegrad import nn
+from tapegrad.engine import tape
 
 
 def _mlp():

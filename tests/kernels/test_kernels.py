@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from tapegrad.kernels import direct, winograd
 
-import kernels
-from kernels import direct, winograd
+from tapegrad import kernels
 
 DTYPES = [np.float32, np.float64]
 
@@ -622,7 +622,7 @@ def test_batch_norm_kernels_reject_mismatched_arrays():
 
 
 def test_keep_freed_memory_tunes_glibc_unless_the_user_did(monkeypatch):
-    from kernels import memory
+    from tapegrad.kernels import memory
 
     assert memory.keep_freed_memory() is True  # Linux with glibc, as on the target machine
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")

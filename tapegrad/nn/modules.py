@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from tapegrad import ops
-from tapegrad import random as _random
-from tapegrad.tape import no_grad
-from tapegrad.tensor import Tensor
+from tapegrad.engine import ops
+from tapegrad.engine.rng import generator
+from tapegrad.engine.tape import no_grad
+from tapegrad.engine.tensor import Tensor, as_tensor
 
 
 class Parameter(Tensor):
@@ -33,14 +33,8 @@ def he_normal(shape: tuple[int, ...], fan_in: int | None = None, scale: float = 
     `fan_in` defaults to the product of all axes but the first (in x kh x kw for a conv).
     """
     fan_in = fan_in or math.prod(shape[1:])
-    values = _random.generator().standard_normal(shape) * (scale / math.sqrt(fan_in / 2))
+    values = generator().standard_normal(shape) * (scale / math.sqrt(fan_in / 2))
     return values.astype(np.float32)
-
-
-def uniform_fan_in(shape: tuple[int, ...], fan_in: int | None = None) -> np.ndarray:
-    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's default for Linear and Conv2d."""
-    bound = 1 / math.sqrt(fan_in or math.prod(shape[1:]))
-    return _random.generator().uniform(-bound, bound, shape).astype(np.float32)
 
 
 def dirac_(weight: np.ndarray) -> np.ndarray:
@@ -453,7 +447,7 @@ def summary(model: Module, input_shape: tuple[int, ...], print_table: bool = Tru
     model.eval()
     try:
         with no_grad():
-            run(model, Tensor._wrap(np.zeros((1, *input_shape), np.float32)), "")
+            run(model, as_tensor(np.zeros((1, *input_shape), np.float32)), "")
     finally:
         model.train(was_training)
     if print_table:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad import tape
+from tapegrad.engine import tape
 
 
 @pytest.fixture(autouse=True)
@@ -222,7 +222,7 @@ def test_no_grad_in_one_thread_does_not_affect_another():
 
 
 def test_a_wrong_vjp_shape_is_reported_by_name():
-    from tapegrad.ops import PRIMITIVES, primitive
+    from tapegrad.engine.primitive import PRIMITIVES, primitive
 
     @primitive
     def bad_shape(x):

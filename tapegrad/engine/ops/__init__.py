@@ -1,0 +1,42 @@
+"""The primitives, grouped by kind.
+
+Each module lists its ops in `__all__` and attaches the Tensor methods it defines; this package
+gathers them, so a new op is written in one module and gradchecked in one test.
+"""
+
+from tapegrad.engine.ops import (
+    activations,
+    arithmetic,
+    conv,
+    linalg,
+    losses,
+    normalization,
+    reductions,
+    shape,
+    unary,
+)
+from tapegrad.engine.ops.activations import *  # noqa: F403
+from tapegrad.engine.ops.arithmetic import *  # noqa: F403
+from tapegrad.engine.ops.conv import *  # noqa: F403
+from tapegrad.engine.ops.linalg import *  # noqa: F403
+from tapegrad.engine.ops.losses import *  # noqa: F403
+from tapegrad.engine.ops.normalization import *  # noqa: F403
+from tapegrad.engine.ops.reductions import *  # noqa: F403
+from tapegrad.engine.ops.shape import *  # noqa: F403
+from tapegrad.engine.ops.unary import *  # noqa: F403
+
+__all__ = [
+    name
+    for module in (
+        activations,
+        arithmetic,
+        conv,
+        linalg,
+        losses,
+        normalization,
+        reductions,
+        shape,
+        unary,
+    )
+    for name in module.__all__
+]
