@@ -256,12 +256,15 @@ def run_tuner(config: SweepConfig, config_text: str, out: Path, cpus: int) -> An
     return tuner.fit()
 
 
-def result_rows(config: SweepConfig, results: Any) -> list[dict[str, Any]]:
-    """One row per trial: its id, settings, numbers and status, in the order Tune made them."""
+def result_rows(config: SweepConfig, results: Any, out: Path) -> list[dict[str, Any]]:
+    """One row per trial: its id, settings, numbers, status and run folder (relative to `out`)."""
+    from ray import tune
+
+    # A trial that never started has no result, hence no config: read them all from Tune's state.
+    settings = tune.ExperimentAnalysis(results.experiment_path).get_all_configs()
     rows = []
     for result in results:
         metrics = result.metrics or {}
-        settings = metrics.get("config") or {}
         if result.error is not None:
             status = "error"
         elif "test_accuracy" in metrics:
@@ -272,10 +275,10 @@ def result_rows(config: SweepConfig, results: Any) -> list[dict[str, Any]]:
         rows.append(
             {
                 "trial": trial,
-                **{key: settings.get(key) for key in config.varied},
+                **{key: settings.get(trial, {}).get(key) for key in config.varied},
                 **{key: metrics.get(key) for key in RESULT_KEYS},
                 "status": status,
-                "run": metrics.get("run"),
+                "run": os.path.relpath(metrics["run"], out) if metrics.get("run") else None,
             }
         )
     rows.sort(key=lambda row: row["trial"])
@@ -364,7 +367,7 @@ def plot_accuracy_against_time(rows: list[dict[str, Any]], path: str | Path) -> 
     )
     if front:
         axes.step(*zip(*front, strict=True), where="post", color="tab:red", label="Pareto front")
-        axes.legend(loc="lower right")
+        axes.legend(loc="best")
     axes.set_xlabel("training time (s)")
     axes.set_ylabel("test accuracy (%)")
     axes.set_title("trials of the sweep (numbers as in results.md)")
@@ -420,14 +423,18 @@ def run_sweep(
         ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False)
+        ray.init(
+            address=address or "local",
+            num_cpus=None if address else num_cpus,
+            include_dashboard=False,
+        )
     try:
         cpus = cpus_per_trial or config.cpus_per_trial or smallest_machine_cpus()
         results = run_tuner(config, config_text, out, int(cpus))
     finally:
         if started:
             ray.shutdown()
-    rows = result_rows(config, results)
+    rows = result_rows(config, results, out)
     write_results(config, rows, out)
     return rows
 

@@ -151,6 +151,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(ray_session
 
     first = sweep.main([str(config), "--out", str(out)])
     assert [row["status"] for row in first] == ["finished", "unfinished", "unfinished"]
+    assert [row["value"] for row in first] == [1, 2, 3]
     assert log.read_text().split() == ["1", "2"]
 
     # The same command again: Tune restores the experiment and runs only what is left.
