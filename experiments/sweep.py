@@ -31,6 +31,7 @@ import json
 import os
 import re
 import sys
+import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,14 +40,9 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from tapegrad.course.plots import save_figure
+from tapegrad.course.report import markdown_table
 from tapegrad.io import write_atomically
-from tapegrad.plots import save_figure
-from tapegrad.report import markdown_table
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: the sweep extra installs tomli
-    import tomli as tomllib
 
 EXPERIMENTS = Path(__file__).resolve().parent
 TUNE_FOLDER = "tune"  # Tune's experiment folder inside --out, what a resume restores
