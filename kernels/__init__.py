@@ -9,12 +9,7 @@ keep_freed_memory()
 
 from .activations import gelu_forward, relu_backward, relu_forward  # noqa: E402
 from .channels import channel_affine, channel_sums, channel_totals  # noqa: E402
-from .conv import (  # noqa: E402  (threads are configured before any kernel runs)
-    ConvSaved,
-    conv2d_backward,
-    conv2d_forward,
-    conv2d_output_shape,
-)
+from .conv import conv2d_backward, conv2d_forward  # noqa: E402  (threads configured first)
 from .im2col import col2im, im2col  # noqa: E402
 from .pool import (  # noqa: E402
     maxpool2d_backward,
@@ -23,14 +18,12 @@ from .pool import (  # noqa: E402
 )
 
 __all__ = [
-    "ConvSaved",
     "channel_affine",
     "channel_sums",
     "channel_totals",
     "col2im",
     "conv2d_backward",
     "conv2d_forward",
-    "conv2d_output_shape",
     "gelu_forward",
     "im2col",
     "maxpool2d_backward",

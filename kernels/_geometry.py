@@ -8,6 +8,11 @@ from typing import NamedTuple
 Pair = int | tuple[int, int]
 
 
+def round_up(value: int, multiple: int) -> int:
+    """The smallest multiple of `multiple` that is at least `value`."""
+    return -(-value // multiple) * multiple
+
+
 def pair(value: Pair, name: str) -> tuple[int, int]:
     """Read an int or an (int, int) pair as (height, width) values."""
     if isinstance(value, tuple | list):

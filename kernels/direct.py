@@ -33,15 +33,12 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from ._geometry import ConvGeometry, round_up
 from .pool import pool_2x2_plane
 
 BLOCK = 4  # taps per register block; output channels per block of the weight gradient
 OUT_BLOCK = 8  # output channels per register block of the convolution
 ALIGN = 16  # slice lengths are padded to whole SIMD vectors
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
 
 
 @njit(cache=True, inline="always")
@@ -163,23 +160,23 @@ def _shifted_conv(padded, weights, shifts, bias, row_width, span, out_h, out_w, 
     channels). Blocks of 8 channels x 4 taps measured fastest of 2-16 x 2-16.
     """
     n_images, out_channels = out.shape[0], out.shape[1]
-    n_blocks = weights.shape[0] // 8
+    n_blocks = weights.shape[0] // OUT_BLOCK
     zero = out.dtype.type(0)
     pooling = argmax.size > 0
     for task in prange(n_images * n_blocks):
         n = task // n_blocks
-        o = (task % n_blocks) * 8
+        o = (task % n_blocks) * OUT_BLOCK
         x = padded[n]
-        acc = np.empty((8, span), dtype=out.dtype)
-        for r in range(8):
+        acc = np.empty((OUT_BLOCK, span), dtype=out.dtype)
+        for r in range(OUT_BLOCK):
             acc[r, :] = bias[o + r]
-        for k in range(0, weights.shape[1], 4):
+        for k in range(0, weights.shape[1], BLOCK):
             x0 = x[shifts[k] : shifts[k] + span]
             x1 = x[shifts[k + 1] : shifts[k + 1] + span]
             x2 = x[shifts[k + 2] : shifts[k + 2] + span]
             x3 = x[shifts[k + 3] : shifts[k + 3] + span]
-            multiply_add_block(acc, x0, x1, x2, x3, weights[o : o + 8, k : k + 4])
-        for r in range(min(8, out_channels - o)):
+            multiply_add_block(acc, x0, x1, x2, x3, weights[o : o + OUT_BLOCK, k : k + BLOCK])
+        for r in range(min(OUT_BLOCK, out_channels - o)):
             if relu:
                 for q in range(span):
                     value = acc[r, q]
@@ -316,8 +313,8 @@ def _layout(rows: int, width: int, left: int, out_h: int, out_w: int) -> PaddedL
     a 5x5 kernel computes 224 outputs instead of 256.
     """
     row_width = max(width + left, out_w)
-    span = _round_up((out_h - 1) * row_width + out_w, ALIGN)
-    plane = _round_up(rows * row_width, ALIGN)
+    span = round_up((out_h - 1) * row_width + out_w, ALIGN)
+    plane = round_up(rows * row_width, ALIGN)
     return PaddedLayout(rows, row_width, plane, span)
 
 
@@ -336,7 +333,7 @@ def _shifts(channels: int, kh: int, kw: int, plane: int, row_width: int) -> np.n
     """Shift of every tap (c, i, j), in w.reshape(C_out, -1) order, padded to whole blocks."""
     n_taps = channels * kh * kw
     c, i, j = np.ogrid[:channels, :kh, :kw]
-    shifts = np.full(_round_up(n_taps, BLOCK), channels * plane, dtype=np.int64)
+    shifts = np.full(round_up(n_taps, BLOCK), channels * plane, dtype=np.int64)
     shifts[:n_taps] = (c * plane + i * row_width + j).reshape(-1)
     return shifts
 
@@ -348,7 +345,7 @@ def _taps(w: np.ndarray, layout: PaddedLayout, out_block: int) -> tuple[np.ndarr
     """
     out_channels, channels, kh, kw = w.shape
     shifts = _shifts(channels, kh, kw, layout.plane, layout.row_width)
-    n_rows, n_taps = _round_up(out_channels, out_block), channels * kh * kw
+    n_rows, n_taps = round_up(out_channels, out_block), channels * kh * kw
     if (n_rows, shifts.size) == (out_channels, n_taps):
         return w.reshape(out_channels, n_taps), shifts
     weights = np.zeros((n_rows, shifts.size), dtype=w.dtype)
@@ -408,19 +405,16 @@ def _no_pooling() -> np.ndarray:
     return np.empty((0, 0, 0, 0), np.int32)
 
 
-def padded_shape(
-    x_shape: tuple[int, int, int, int], w_shape: tuple[int, ...], padding: tuple[int, int]
-) -> tuple[int, ...]:
-    """Shape of the padded input that forward keeps for backward."""
-    layout = _input_layout(x_shape, w_shape[2:], padding)
-    return x_shape[0], x_shape[1] + 1, layout.plane
+def fits(g: ConvGeometry) -> bool:
+    """Whether this method runs the convolution: stride 1, any kernel and padding."""
+    return g.stride == (1, 1)
 
 
-def forward(
+def conv_forward(
+    g: ConvGeometry,
     x: np.ndarray,
     w: np.ndarray,
     bias: np.ndarray,
-    padding: tuple[int, int],
     relu: bool = False,
     pool: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -429,11 +423,11 @@ def forward(
 
     Returns (out, padded input for backward, the pooling's argmax or None).
     """
-    n_images, channels, _, width = x.shape
-    out_channels, _, kh, kw = w.shape
-    ph, pw = padding
-    layout = _input_layout(x.shape, (kh, kw), padding)
-    out_h, out_w = layout.rows - kh + 1, width + 2 * pw - kw + 1
+    n_images, channels = g.n_images, g.channels
+    out_channels, kh, kw = g.out_channels, g.kh, g.kw
+    ph, pw = g.padding
+    layout = _input_layout(x.shape, (kh, kw), g.padding)
+    out_h, out_w = g.out_h, g.out_w
     padded = _padded_copy(x, ph, pw, layout, channels + 1)  # +1: a zero plane for padding taps
     if not pool:
         out = np.empty((n_images, out_channels, out_h, out_w), dtype=x.dtype)
@@ -445,34 +439,36 @@ def forward(
     return out, padded, argmax
 
 
-def backward(
+def conv_backward(
+    g: ConvGeometry,
     grad_out: np.ndarray,
     padded: np.ndarray,
-    x_shape: tuple[int, int, int, int],
     w: np.ndarray,
-    padding: tuple[int, int],
     need_input_grad: bool,
+    need_bias_grad: bool,
     relu_out: np.ndarray | None = None,
     argmax: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """(dx or None, dw, db) of forward from C-contiguous grad_out, the gradient of its output.
+    """(dx or None, dw, db) of conv_forward from C-contiguous grad_out, the gradient of its output.
 
     With relu_out, the output of a forward with relu, grad_out is multiplied by
     [relu_out > 0] on the way in. With argmax, from a forward with pool, grad_out and
-    relu_out are pooled and argmax routes them back. db is float64.
+    relu_out are pooled and argmax routes them back. db is float64, computed whether or not
+    need_bias_grad asks for it: the weight gradient's pass sums it for free.
     """
+    x_shape = (g.n_images, g.channels, g.height, g.width)
     n_images, channels, height, width = x_shape
     out_channels, _, kh, kw = w.shape
-    ph, pw = padding
-    layout = _input_layout(x_shape, (kh, kw), padding)
-    out_w = width + 2 * pw - kw + 1
+    ph, pw = g.padding
+    layout = _input_layout(x_shape, (kh, kw), g.padding)
+    out_w = g.out_w
     shifts = _shifts(channels, kh, kw, layout.plane, layout.row_width)
     gate = _no_gate(grad_out.dtype) if relu_out is None else relu_out
     pooling = _no_pooling() if argmax is None else argmax
 
     # Images split into one chunk per thread, each with its own partial sums of dw and db.
     n_chunks = max(1, min(n_images, numba.get_num_threads()))
-    n_rows = _round_up(out_channels, BLOCK)
+    n_rows = round_up(out_channels, BLOCK)
     partial = np.empty((n_chunks, n_rows, shifts.size), dtype=grad_out.dtype)
     totals = np.empty((n_chunks, n_rows))
     _shifted_weight_grad(

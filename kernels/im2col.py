@@ -8,6 +8,13 @@ Column layout (chosen so that the whole minibatch is one large GEMM):
 that is, cols has shape (C * kh * kw, N * OH * OW): one row per (input channel, kernel row,
 kernel column), one column per output pixel of every image. ``w.reshape(C_out, -1) @ cols``
 is then the convolution for the whole batch, laid out (C_out, N, OH, OW).
+
+As a convolution method (the "im2col" of kernels.conv: any stride; the default for stride > 1)
+that is one BLAS GEMM per pass over the whole batch, with W2 = w.reshape(C_out, C * kh * kw):
+  forward:  Y = W2 @ cols; Y is (C_out, N, OH, OW), so one jitted pass adds the bias and moves
+            it to (N, C_out, OH, OW);
+  backward: G = grad_out moved to (C_out, N * OH * OW),
+            dW = G @ cols.T,  dcols = W2.T @ G,  dx = col2im(dcols).
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._geometry import Pair, conv_geometry, pair
-from .threads import LAUNCH_LOCK
+from ._geometry import ConvGeometry, Pair, conv_geometry, pair
+from .epilogue import unfused
+from .threads import exclusive
 
 
 @njit(cache=True)
@@ -90,6 +98,7 @@ def _col2im_kernel(cols, kh, kw, sh, sw, ph, pw, out_h, out_w, x):
                         target[t] += source[t]
 
 
+@exclusive
 def im2col(x: np.ndarray, kernel_size: Pair, stride: Pair = 1, padding: Pair = 0) -> np.ndarray:
     """Unroll the (kh, kw) windows of x (N, C, H, W) into cols (C * kh * kw, N * OH * OW).
 
@@ -100,11 +109,11 @@ def im2col(x: np.ndarray, kernel_size: Pair, stride: Pair = 1, padding: Pair = 0
     g = conv_geometry("im2col", x.shape, (1, channels, kh, kw), stride, padding)
     x = np.ascontiguousarray(x)
     cols = np.empty((g.channels * kh * kw, g.n_images * g.out_h * g.out_w), dtype=x.dtype)
-    with LAUNCH_LOCK:
-        _im2col_kernel(x, kh, kw, *g.stride, *g.padding, g.out_h, g.out_w, cols)
+    _im2col_kernel(x, kh, kw, *g.stride, *g.padding, g.out_h, g.out_w, cols)
     return cols
 
 
+@exclusive
 def col2im(
     cols: np.ndarray,
     x_shape: tuple[int, int, int, int],
@@ -124,6 +133,65 @@ def col2im(
         )
     cols = np.ascontiguousarray(cols)
     x = np.empty(tuple(int(s) for s in x_shape), dtype=cols.dtype)
-    with LAUNCH_LOCK:
-        _col2im_kernel(cols, kh, kw, *g.stride, *g.padding, g.out_h, g.out_w, x)
+    _col2im_kernel(cols, kh, kw, *g.stride, *g.padding, g.out_h, g.out_w, x)
     return x
+
+
+# --- the convolution-method interface of kernels.conv ------------------------------------
+@njit(cache=True, parallel=True)
+def _channels_first_to_batch_first(y, bias, out):
+    """out[n, o] = y[o, n] + bias[o], with y (C_out, N * P) and out (N, C_out, OH, OW)."""
+    n_images, out_channels = out.shape[0], out.shape[1]
+    plane = out.shape[2] * out.shape[3]
+    for task in prange(n_images * out_channels):
+        n = task // out_channels
+        o = task % out_channels
+        shift = bias[o]
+        source = y[o, n * plane : (n + 1) * plane]
+        target = out[n, o].reshape(-1)
+        for p in range(plane):
+            target[p] = source[p] + shift
+
+
+@njit(cache=True, parallel=True)
+def _batch_first_to_channels_first(grad, out):
+    """out[o, n] = grad[n, o], with grad (N, C_out, OH, OW) and out (C_out, N * OH * OW)."""
+    n_images, out_channels = grad.shape[0], grad.shape[1]
+    plane = grad.shape[2] * grad.shape[3]
+    for o in prange(out_channels):
+        for n in range(n_images):
+            source = grad[n, o].reshape(-1)
+            target = out[o, n * plane : (n + 1) * plane]
+            for p in range(plane):
+                target[p] = source[p]
+
+
+def fits(g: ConvGeometry) -> bool:
+    """Whether this method runs the convolution: always (any kernel, stride and padding)."""
+    return True
+
+
+def _convolve(g: ConvGeometry, x: np.ndarray, w: np.ndarray, bias: np.ndarray):
+    cols = np.empty((g.channels * g.kh * g.kw, g.n_images * g.out_h * g.out_w), x.dtype)
+    _im2col_kernel(x, g.kh, g.kw, *g.stride, *g.padding, g.out_h, g.out_w, cols)
+    y = np.matmul(w.reshape(g.out_channels, -1), cols)
+    out = np.empty((g.n_images, g.out_channels, g.out_h, g.out_w), x.dtype)
+    _channels_first_to_batch_first(y, bias, out)
+    return out, cols
+
+
+def _convolve_backward(
+    g: ConvGeometry, grad_out: np.ndarray, cols: np.ndarray, w: np.ndarray, need_input_grad: bool
+):
+    grad_cols = np.empty((g.out_channels, g.n_images * g.out_h * g.out_w), grad_out.dtype)
+    _batch_first_to_channels_first(grad_out, grad_cols)
+    dw = np.matmul(grad_cols, cols.T).reshape(w.shape)
+    if not need_input_grad:
+        return None, dw
+    dcols = np.matmul(w.reshape(g.out_channels, -1).T, grad_cols)
+    dx = np.empty((g.n_images, g.channels, g.height, g.width), grad_out.dtype)
+    _col2im_kernel(dcols, g.kh, g.kw, *g.stride, *g.padding, g.out_h, g.out_w, dx)
+    return dx, dw
+
+
+conv_forward, conv_backward = unfused(_convolve, _convolve_backward)

@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._geometry import Pair, pair
-from .threads import LAUNCH_LOCK
+from .threads import exclusive
 
 
 @njit(cache=True, inline="always")
@@ -130,6 +130,7 @@ def maxpool2d_output_shape(
     return n_images, channels, (height - kh) // sh + 1, (width - kw) // sw + 1
 
 
+@exclusive
 def maxpool2d_forward(
     x: np.ndarray, kernel_size: Pair, stride: Pair | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -145,14 +146,14 @@ def maxpool2d_forward(
     x = np.ascontiguousarray(x)
     out = np.empty(out_shape, x.dtype)
     argmax = np.empty(out_shape, np.int32)
-    with LAUNCH_LOCK:
-        if (kh, kw, sh, sw) == (2, 2, 2, 2):
-            _maxpool_2x2_kernel(x, out, argmax)
-        else:
-            _maxpool_kernel(x, kh, kw, sh, sw, out, argmax)
+    if (kh, kw, sh, sw) == (2, 2, 2, 2):
+        _maxpool_2x2_kernel(x, out, argmax)
+    else:
+        _maxpool_kernel(x, kh, kw, sh, sw, out, argmax)
     return out, argmax
 
 
+@exclusive
 def maxpool2d_backward(
     grad_out: np.ndarray, argmax: np.ndarray, x_shape: tuple[int, int, int, int]
 ) -> np.ndarray:
@@ -174,6 +175,5 @@ def maxpool2d_backward(
     grad_out = np.ascontiguousarray(grad_out)
     argmax = np.ascontiguousarray(argmax, dtype=np.int32)
     dx = np.empty(x_shape, grad_out.dtype)
-    with LAUNCH_LOCK:
-        _maxpool_backward_kernel(grad_out, argmax, dx)
+    _maxpool_backward_kernel(grad_out, argmax, dx)
     return dx

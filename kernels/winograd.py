@@ -35,7 +35,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from ._geometry import ConvGeometry, round_up
 from .direct import multiply_add_block
+from .epilogue import unfused
 
 TILE = 4  # m: output pixels per tile side
 KERNEL = 3  # r
@@ -45,10 +47,6 @@ ROWS = 8  # tiles per register block of the GEMM
 TAPS = 4  # channels per register block of the GEMM
 ALIGN = 16  # GEMM rows are padded to whole SIMD vectors
 TILES_PER_TASK = 96  # tiles a parallel task gathers before its GEMMs (whole images)
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
 
 
 @functools.lru_cache(maxsize=8)
@@ -344,14 +342,14 @@ def _images_per_task(n_images: int, out_h: int, out_w: int) -> int:
     per_image = -(-out_h // TILE) * -(-out_w // TILE)
     threads = numba.get_num_threads()
     n_tasks = max(-(-n_images // max(1, TILES_PER_TASK // per_image)), min(n_images, threads))
-    return -(-n_images // _round_up(n_tasks, threads))
+    return -(-n_images // round_up(n_tasks, threads))
 
 
 def _transformed_weights(w: np.ndarray) -> np.ndarray:
     """U (s^2, Cp, Kp) = G g G^T of every (K, C) filter, zero-padded to whole blocks."""
     out_channels, channels = w.shape[:2]
     _, g, _ = transform_matrices()
-    u = np.zeros((SPAN * SPAN, _round_up(channels, ROWS), _round_up(out_channels, ALIGN)), w.dtype)
+    u = np.zeros((SPAN * SPAN, round_up(channels, ROWS), round_up(out_channels, ALIGN)), w.dtype)
     w_last = np.ascontiguousarray(w.transpose(1, 2, 3, 0))
     _weights_forward(w_last, g.astype(w.dtype), u)
     return u
@@ -378,7 +376,7 @@ def backward(
     out_h, out_w = grad_out.shape[2], grad_out.shape[3]
     at, g, bt = transform_matrices()
     n_workers = max(1, min(n_images, numba.get_num_threads()))
-    shape = (n_workers, SPAN * SPAN, _round_up(channels, ROWS), _round_up(out_channels, ALIGN))
+    shape = (n_workers, SPAN * SPAN, round_up(channels, ROWS), round_up(out_channels, ALIGN))
     partial = np.empty(shape, grad_out.dtype)
     _winograd_weight_grad(
         x,
@@ -398,3 +396,23 @@ def backward(
     flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     dx = forward(grad_out, flipped, np.zeros(channels, grad_out.dtype), KERNEL - 1 - pad)
     return dx, dw
+
+
+# --- the convolution-method interface of kernels.conv ------------------------------------
+def fits(g: ConvGeometry) -> bool:
+    """Whether this method runs the convolution: 3x3, stride 1, equal padding of at most 2."""
+    ph, pw = g.padding
+    return (g.kh, g.kw) == (KERNEL, KERNEL) and g.stride == (1, 1) and ph == pw <= 2
+
+
+def _convolve(g: ConvGeometry, x: np.ndarray, w: np.ndarray, bias: np.ndarray):
+    return forward(x, w, bias, g.padding[0]), x  # backward recomputes V from the input
+
+
+def _convolve_backward(
+    g: ConvGeometry, grad_out: np.ndarray, x: np.ndarray, w: np.ndarray, need_input_grad: bool
+):
+    return backward(grad_out, x, w, g.padding[0], need_input_grad)
+
+
+conv_forward, conv_backward = unfused(_convolve, _convolve_backward)

@@ -170,7 +170,7 @@ def test_conv2d_matches_reference(dtype, method, problem):
     np.testing.assert_allclose(out, expected, rtol=rtol, atol=atol)
 
     (grad,) = random_arrays(dtype, seed + 1, out.shape)
-    dx, dw, db = kernels.conv2d_backward(grad, saved, x.shape, w, stride, padding)
+    dx, dw, db = kernels.conv2d_backward(grad, saved)
     dx_ref, dw_ref, db_ref = conv_backward_reference(grad, x, w, stride, padding)
     for got, want in ((dx, dx_ref), (dw, dw_ref), (db, db_ref)):
         assert got.dtype == dtype and got.shape == want.shape
@@ -198,7 +198,7 @@ def test_conv2d_with_relu_and_pool_matches_reference(dtype, pool, problem):
         np.testing.assert_array_equal(saved.argmax, argmax)
 
     (grad,) = random_arrays(dtype, seed + 1, out.shape)
-    got = kernels.conv2d_backward(grad, saved, x.shape, w, stride, padding, relu_out=out)
+    got = kernels.conv2d_backward(grad, saved, relu_out=out)
     dense = grad * (out > 0)
     if pool:
         dense = maxpool_backward_reference(dense, argmax, conv.shape)
@@ -217,7 +217,7 @@ def test_winograd_conv2d_with_relu_and_pool_matches_reference():
     expected, argmax = maxpool_reference(np.maximum(conv, 0), 2, 2, 2, 2)
     np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
     np.testing.assert_array_equal(saved.argmax, argmax)
-    got = kernels.conv2d_backward(grad, saved, x.shape, w, 1, 1, relu_out=out)
+    got = kernels.conv2d_backward(grad, saved, relu_out=out)
     dense = maxpool_backward_reference(grad * (out > 0), argmax, conv.shape)
     want = conv_backward_reference(dense, x, w, (1, 1), (1, 1))
     for got_one, want_one in zip(got, want, strict=True):
@@ -257,7 +257,7 @@ def test_winograd_conv2d_matches_reference(dtype, problem):
     np.testing.assert_allclose(out, conv_reference(x, w, b, stride, padding), rtol=rtol, atol=atol)
 
     (grad,) = random_arrays(dtype, seed + 1, out.shape)
-    dx, dw, db = kernels.conv2d_backward(grad, saved, x.shape, w, stride, padding)
+    dx, dw, db = kernels.conv2d_backward(grad, saved)
     dx_ref, dw_ref, db_ref = conv_backward_reference(grad, x, w, stride, padding)
     rtol, atol = tolerance(dtype, max(w[0].size, grad.size) * (100 if dtype == np.float32 else 1))
     for got, want in ((dx, dx_ref), (dw, dw_ref), (db, db_ref)):
@@ -294,16 +294,12 @@ def test_conv2d_without_input_grad_and_bias(stride):
     x, w = random_arrays(np.float64, 3, (2, 3, 8, 7), (4, 3, 3, 3))
     out, saved = kernels.conv2d_forward(x, w, None, stride, 1)
     np.testing.assert_allclose(out, conv_reference(x, w, None, (stride,) * 2, (1, 1)), rtol=1e-12)
-    dx, dw, db = kernels.conv2d_backward(
-        np.ones_like(out), saved, x.shape, w, stride, 1, need_input_grad=False
-    )
+    dx, dw, db = kernels.conv2d_backward(np.ones_like(out), saved, need_input_grad=False)
     assert dx is None
     _, dw_ref, db_ref = conv_backward_reference(np.ones_like(out), x, w, (stride,) * 2, (1, 1))
     np.testing.assert_allclose(dw, dw_ref, rtol=1e-12)
     np.testing.assert_allclose(db, db_ref, rtol=1e-12)
-    dx, dw, db = kernels.conv2d_backward(
-        np.ones_like(out), saved, x.shape, w, stride, 1, need_bias_grad=False
-    )
+    dx, dw, db = kernels.conv2d_backward(np.ones_like(out), saved, need_bias_grad=False)
     assert dx.shape == x.shape and db is None
     np.testing.assert_allclose(dw, dw_ref, rtol=1e-12)
 
@@ -480,20 +476,19 @@ def test_conv2d_rejects_bad_bias_dtypes_and_gradients():
     with pytest.raises(
         ValueError, match=r"grad_out has shape \(2, 4, 3, 4\), expected \(2, 4, 3, 3\)"
     ):
-        kernels.conv2d_backward(np.zeros((2, 4, 3, 4), np.float32), saved, x.shape, w)
-    with pytest.raises(ValueError, match="pass the stride given to conv2d_forward"):
-        kernels.conv2d_backward(out[:, :, ::2, ::2].copy(), saved, x.shape, w, stride=2)
+        kernels.conv2d_backward(np.zeros((2, 4, 3, 4), np.float32), saved)
+    # saved carries the geometry: a grad_out of another convolution's output shape is caught
     _, other_saved = kernels.conv2d_forward(np.zeros((2, 3, 6, 6), np.float32), w)
     with pytest.raises(
-        ValueError, match=r"saved data has shape \(2, 4, 48\), expected \(2, 4, 32\)"
+        ValueError, match=r"grad_out has shape \(2, 4, 3, 3\), expected \(2, 4, 4, 4\)"
     ):
-        kernels.conv2d_backward(out, other_saved, x.shape, w)
+        kernels.conv2d_backward(out, other_saved)
     with pytest.raises(
         ValueError, match=r"relu_out has shape \(2, 4, 3\), expected \(2, 4, 3, 3\)"
     ):
-        kernels.conv2d_backward(out, saved, x.shape, w, relu_out=out[:, :, 0])
+        kernels.conv2d_backward(out, saved, relu_out=out[:, :, 0])
     with pytest.raises(TypeError, match="grad_out is float32, relu_out is float64"):
-        kernels.conv2d_backward(out, saved, x.shape, w, relu_out=out.astype(np.float64))
+        kernels.conv2d_backward(out, saved, relu_out=out.astype(np.float64))
     with pytest.raises(
         ValueError, match=r"kernel \(2, 2\) is larger than the input plane \(1, 3\)"
     ):
@@ -502,7 +497,7 @@ def test_conv2d_rejects_bad_bias_dtypes_and_gradients():
     with pytest.raises(
         ValueError, match=r"grad_out has shape \(2, 4, 3, 3\), expected \(2, 4, 1, 1\)"
     ):
-        kernels.conv2d_backward(out, pooled_saved, x.shape, w, relu_out=pooled)
+        kernels.conv2d_backward(out, pooled_saved, relu_out=pooled)
 
 
 @pytest.mark.parametrize(

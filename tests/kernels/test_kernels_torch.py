@@ -36,9 +36,7 @@ def test_conv2d_matches_torch(dtype, x_shape, w_shape, stride, padding, relu, po
     out, saved = kernels.conv2d_forward(x, w, b, stride, padding, relu=relu, pool=pool)
     grad = rng.standard_normal(out.shape).astype(dtype)
     relu_out = out if relu else None
-    dx, dw, db = kernels.conv2d_backward(
-        grad, saved, x.shape, w, stride, padding, relu_out=relu_out
-    )
+    dx, dw, db = kernels.conv2d_backward(grad, saved, relu_out=relu_out)
 
     xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     out_t = functional.conv2d(xt, wt, bt, stride, padding)

@@ -38,10 +38,6 @@ def conv2d(
         return kernels.conv2d_backward(
             g,
             saved,
-            x.shape,
-            weight,
-            stride,
-            padding,
             need_input_grad=needs_grad[0],
             need_bias_grad=bias is not None and len(needs_grad) > 2 and needs_grad[2],
             relu_out=out if relu else None,
