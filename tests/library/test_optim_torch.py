@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 
 SHAPES = [(3,), (4, 5), (2, 3, 2)]
 STEPS = 100
-TOLERANCE = {np.float32: {"rtol": 2e-5, "atol": 2e-6}, np.float64: {"rtol": 1e-11, "atol": 1e-13}}
+TOLERANCE = {np.float32: {"rtol": 1e-5, "atol": 1e-6}, np.float64: {"rtol": 1e-11, "atol": 1e-13}}
 
 CASES = [
     ("SGD", {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}),
