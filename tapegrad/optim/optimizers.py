@@ -244,6 +244,12 @@ class SGD(Optimizer):
             g = g + mu * buffer if group["nesterov"] else buffer
         p.data -= group["lr"] * g
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        for entries in self.state.values():
+            if "momentum" in entries:  # saved before SGD took torch's name for its buffer
+                entries["momentum_buffer"] = entries.pop("momentum")
+
 
 def _check_non_negative(name: str, **settings: float) -> None:
     """PyTorch's checks on the hyper-parameters: each of `settings` must be >= 0."""

@@ -222,3 +222,13 @@ def test_step_runs_the_closure_and_returns_its_loss():
     loss = opt.step(closure)
     assert loss.item() == 2.0
     np.testing.assert_allclose(p.data, [0.0, 0.0])  # p - 0.5 * 2p
+
+
+def test_sgd_loads_a_state_saved_under_its_older_buffer_name():
+    p = nn.Parameter(np.ones(2))
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    saved = {"state": {0: {"momentum": np.array([1.0, 2.0])}}, "param_groups": [{"lr": 0.1}]}
+    opt.load_state_dict(saved)
+    p.grad = np.zeros(2)
+    opt.step()
+    np.testing.assert_allclose(p.data, [1 - 0.1 * 0.9, 1 - 0.1 * 1.8])
