@@ -1,5 +1,6 @@
 """Modules (layers) in PyTorch's style, built on the engine's primitives."""
 
+from tapegrad.nn import utils as utils
 from tapegrad.nn.modules import (
     GELU,
     BatchNorm2d,

@@ -1,23 +1,30 @@
-"""Optimisers, learning-rate schedules and an exponential moving average of the weights."""
+"""Optimisers, learning-rate schedules and an exponential moving average of the weights.
 
-from tapegrad.optim.optimizers import (
-    SGD,
-    ExponentialMovingAverage,
-    LRScheduler,
-    Momentum,
-    Optimizer,
-    cosine,
-    piecewise_linear,
-    triangular,
-)
+PyTorch's names: `optim.SGD`, `Adam`, `AdamW`, `RMSprop`, `Adagrad` and the schedulers in
+`optim.lr_scheduler`; tapegrad's own: the assignment's `Momentum`, schedule factors
+(`triangular`, `cosine`, `piecewise_linear`) for `LRScheduler` (a LambdaLR), and weight
+averaging.
+"""
+
+from tapegrad.optim import lr_scheduler
+from tapegrad.optim.adagrad import Adagrad
+from tapegrad.optim.adam import Adam, AdamW
+from tapegrad.optim.optimizers import SGD, ExponentialMovingAverage, Momentum, Optimizer
+from tapegrad.optim.rmsprop import RMSprop
+from tapegrad.optim.schedules import LRScheduler, cosine, piecewise_linear, triangular
 
 __all__ = [
     "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
     "ExponentialMovingAverage",
     "LRScheduler",
     "Momentum",
     "Optimizer",
+    "RMSprop",
     "cosine",
+    "lr_scheduler",
     "piecewise_linear",
     "triangular",
 ]

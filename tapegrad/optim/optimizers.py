@@ -1,13 +1,13 @@
-"""Optimisers (the assignment's Momentum, PyTorch-style SGD), schedules and weight averaging."""
+"""The optimiser base, the assignment's Momentum, PyTorch's SGD, and weight averaging."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tapegrad.engine.tape import enable_grad
 from tapegrad.engine.tensor import Tensor
 
 if TYPE_CHECKING:
@@ -19,23 +19,41 @@ class Optimizer:
 
     `params` is an iterable of tensors, or of dicts such as {"params": [...], "lr": 0.1}
     whose settings override the defaults for that group. Parameters with
-    `requires_grad=False` or without a gradient are left alone.
+    `requires_grad=False` or without a gradient are left alone. The state is keyed by the
+    parameter's index over all groups in order, as in PyTorch's state dicts.
     """
 
+    #: state entries that are numbers (step counts), not arrays shaped like the parameter
+    scalar_state: frozenset[str] = frozenset({"step"})
+
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        if isinstance(params, Tensor):
+            raise TypeError(
+                f"{type(self).__name__} expects an iterable of tensors or of parameter-group "
+                "dicts, got a single Tensor; pass [tensor] or model.parameters()."
+            )
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list.")
-        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
-        for group in groups:
-            unknown = set(group) - set(defaults) - {"params"}
-            if unknown:
-                raise ValueError(
-                    f"{type(self).__name__}: unknown group settings {sorted(unknown)}."
-                )
-            self.param_groups.append({**defaults, **group, "params": list(group["params"])})
-        self.state: dict[int, dict[str, np.ndarray]] = {}
+        self.state: dict[int, dict[str, Any]] = {}
+        for group in params if isinstance(params[0], dict) else [{"params": params}]:
+            self.add_param_group(group)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Append a group; settings it leaves out take the optimiser's defaults."""
+        unknown = set(param_group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown group settings {sorted(unknown)}.")
+        params = param_group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        seen = {id(p) for group in self.param_groups for p in group["params"]}
+        if any(id(p) in seen for p in params) or len({id(p) for p in params}) != len(params):
+            raise ValueError(
+                f"{type(self).__name__}: a parameter appears in more than one group (or twice)."
+            )
+        self.param_groups.append({**self.defaults, **param_group, "params": params})
 
     def _parameters(self) -> Iterable[tuple[dict[str, Any], int, Tensor]]:
         index = 0
@@ -44,11 +62,20 @@ class Optimizer:
                 yield group, index, p
                 index += 1
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients: None (PyTorch's default) or arrays of zeros."""
         for _, _, p in self._parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = np.zeros_like(p.grad)
 
-    def step(self) -> None:
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient; returns `closure()` if given."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
         for group, index, p in self._parameters():
             if p.requires_grad and p.grad is not None:
                 try:
@@ -61,28 +88,79 @@ class Optimizer:
                         "still held by a forward pass that was not backpropagated; run "
                         "evaluation under tapegrad.no_grad() or call backward() first."
                     ) from None
+        return loss
 
-    def _update(self, group: dict[str, Any], state: dict[str, np.ndarray], p: Tensor) -> None:
+    def _update(self, group: dict[str, Any], state: dict[str, Any], p: Tensor) -> None:
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
-        """Hyper-parameters per group and state arrays per parameter index (copies)."""
-        groups = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
-        state = {i: {k: v.copy() for k, v in s.items()} for i, s in self.state.items()}
-        return {"param_groups": groups, "state": state}
+        """PyTorch's layout, of arrays and numbers only (copies):
+
+        {"state": {index: {name: array or number}},
+         "param_groups": [{setting: value, ..., "params": [index, ...]}]}
+        """
+        groups, start = [], 0
+        for group in self.param_groups:
+            saved = {k: v for k, v in group.items() if k != "params"}
+            saved["params"] = list(range(start, start + len(group["params"])))
+            start += len(group["params"])
+            groups.append(saved)
+        state = {
+            i: {k: v if k in self.scalar_state else np.array(v) for k, v in s.items()}
+            for i, s in self.state.items()
+        }
+        return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Take the settings and state saved by `state_dict` (here or, same layout, elsewhere).
+
+        Group settings replace the current ones; state arrays are copied in the parameter's
+        dtype; a state saved through JSON or an .npz file (string keys, 0-d arrays, lists for
+        tuples) is accepted.
+        """
+        name = f"{type(self).__name__}.load_state_dict"
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
             raise ValueError(
-                f"{type(self).__name__}.load_state_dict: {len(groups)} parameter groups, "
-                f"expected {len(self.param_groups)}."
+                f"{name}: {len(groups)} parameter groups, expected {len(self.param_groups)}."
             )
+        saved_to_current: dict[int, int] = {}
+        start = 0
+        for number, (group, saved) in enumerate(zip(self.param_groups, groups, strict=True)):
+            size = len(group["params"])
+            saved_indices = saved.get("params", range(start, start + size))
+            if len(saved_indices) != size:
+                raise ValueError(
+                    f"{name}: group {number} has {len(saved_indices)} parameters in the state "
+                    f"dict, expected {size}."
+                )
+            saved_to_current.update({int(i): start + k for k, i in enumerate(saved_indices)})
+            start += size
         for group, saved in zip(self.param_groups, groups, strict=True):
-            group.update(saved)
-        self.state = {
-            int(i): {k: v.copy() for k, v in s.items()} for i, s in state_dict["state"].items()
-        }
+            group.update(
+                {
+                    k: tuple(v) if isinstance(v, list) else v
+                    for k, v in saved.items()
+                    if k != "params"
+                }
+            )
+        parameters = [p for _, _, p in self._parameters()]
+        self.state = {}
+        for key, values in state_dict["state"].items():
+            index = saved_to_current.get(int(key))
+            if index is None:
+                raise ValueError(f"{name}: state for parameter {key}, which no group lists.")
+            dtype = parameters[index].dtype
+            self.state[index] = {
+                k: _number(v) if k in self.scalar_state else np.array(v, dtype=dtype)
+                for k, v in values.items()
+            }
+
+
+def _number(value: Any) -> int | float:
+    """A Python number from a number or a one-element array (as a state saved to a file holds)."""
+    value = np.asarray(value).item()
+    return int(value) if float(value).is_integer() else value
 
 
 class Momentum(Optimizer):
@@ -116,9 +194,9 @@ class Momentum(Optimizer):
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with PyTorch's semantics:
+    """Stochastic gradient descent with PyTorch's semantics and defaults:
 
-        g <- g + weight_decay p
+        g <- -g if maximize;  g <- g + weight_decay p
         b <- mu b + (1 - dampening) g      (b = g on the first step)
         p <- p - lr (g + mu b)  if nesterov  else  p - lr b
 
@@ -128,12 +206,15 @@ class SGD(Optimizer):
     def __init__(
         self,
         params: Iterable[Any],
-        lr: float,
+        lr: float = 1e-3,
         momentum: float = 0.0,
-        nesterov: bool = False,
-        weight_decay: float = 0.0,
         dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
     ) -> None:
+        _check_non_negative("SGD", lr=lr, momentum=momentum, weight_decay=weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0.")
         super().__init__(
@@ -141,74 +222,40 @@ class SGD(Optimizer):
             {
                 "lr": lr,
                 "momentum": momentum,
-                "nesterov": nesterov,
-                "weight_decay": weight_decay,
                 "dampening": dampening,
+                "weight_decay": weight_decay,
+                "nesterov": nesterov,
+                "maximize": maximize,
             },
         )
 
     def _update(self, group, state, p):
-        g = p.grad
+        g = -p.grad if group["maximize"] else p.grad
         if group["weight_decay"]:
             g = g + group["weight_decay"] * p.data
         mu = group["momentum"]
         if mu:
-            buffer = state.get("momentum")
+            buffer = state.get("momentum_buffer")
             if buffer is None:
-                buffer = state["momentum"] = np.array(g, dtype=p.dtype)
+                buffer = state["momentum_buffer"] = np.array(g, dtype=p.dtype)
             else:
                 buffer *= mu
                 buffer += (1 - group["dampening"]) * g
             g = g + mu * buffer if group["nesterov"] else buffer
         p.data -= group["lr"] * g
 
-
-# --- learning-rate schedules ----------------------------------------------------------------
-def piecewise_linear(steps: Sequence[float], values: Sequence[float]) -> Callable[[int], float]:
-    """The factor at step t, linearly interpolated between (steps[i], values[i]) points."""
-    if len(steps) != len(values) or list(steps) != sorted(steps):
-        raise ValueError(f"piecewise_linear: need increasing steps, one per value; got {steps}.")
-    return lambda step: float(np.interp(step, steps, values))
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        for entries in self.state.values():
+            if "momentum" in entries:  # saved before SGD took torch's name for its buffer
+                entries["momentum_buffer"] = entries.pop("momentum")
 
 
-def triangular(
-    total_steps: int, peak_fraction: float = 0.25, start: float = 0.2, end: float = 0.0
-) -> Callable[[int], float]:
-    """Rise linearly from `start` to 1 at `peak_fraction` of the run, then fall to `end`.
-
-    The one-cycle ("triangular") schedule of fast CIFAR-10 recipes.
-    """
-    return piecewise_linear([0, peak_fraction * total_steps, total_steps], [start, 1.0, end])
-
-
-def cosine(total_steps: int, warmup_steps: int = 0, end: float = 0.0) -> Callable[[int], float]:
-    """Linear warm-up to 1, then half a cosine down to `end` at `total_steps`."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
-        return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
-
-
-class LRScheduler:
-    """Sets every group's lr to its initial lr times `factor(step)`; call `step()` per iteration."""
-
-    def __init__(self, optimizer: Optimizer, factor: Callable[[int], float]) -> None:
-        self.optimizer, self.factor, self.steps = optimizer, factor, 0
-        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
-        self._apply()
-
-    def step(self) -> None:
-        self.steps += 1
-        self._apply()
-
-    def _apply(self) -> None:
-        scale = self.factor(self.steps)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
-            group["lr"] = base * scale
+def _check_non_negative(name: str, **settings: float) -> None:
+    """PyTorch's checks on the hyper-parameters: each of `settings` must be >= 0."""
+    for key, value in settings.items():
+        if not value >= 0:
+            raise ValueError(f"{name}: {key} must be >= 0, got {value}.")
 
 
 # --- averaging the weights --------------------------------------------------------------------
