@@ -156,6 +156,8 @@ def flatten(input: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 Tensor.reshape = reshape
 Tensor.view = view
+# NumPy's ops take any memory layout, so a tensor is as good as contiguous; kept for PyTorch code.
+Tensor.contiguous = lambda self: self
 Tensor.expand = expand
 Tensor.expand_as = lambda self, other: expand(self, as_tensor(other).shape)
 Tensor.view_as = lambda self, other: view(self, as_tensor(other).shape)
