@@ -19,7 +19,9 @@ MASK = np.array([True, False, True, False])
 class _Torch:
     """torch and torch.nn.functional as one namespace, so one lambda serves both libraries."""
 
-    FUNCTIONAL = {"elu", "embedding", "gelu", "hardtanh", "leaky_relu", "pad", "silu", "softplus"}
+    FUNCTIONAL = frozenset(
+        {"elu", "embedding", "gelu", "hardtanh", "leaky_relu", "pad", "silu", "softplus"}
+    )
 
     def __getattr__(self, name):
         return getattr(F if name in self.FUNCTIONAL else torch, name)

@@ -34,8 +34,8 @@ def _to(self: Tensor, *args: Any, dtype: Any = None, device: Any = None, copy: b
     for arg in args:
         if isinstance(arg, Tensor):
             dtype = arg.dtype
-        elif isinstance(arg, str) and arg.split(":")[0] == "cpu":
-            device = "cpu"
+        elif isinstance(arg, str) and not _is_dtype_name(arg):
+            device = arg
         else:
             dtype = arg
     if str(device).split(":")[0] not in ("cpu", "None"):
@@ -46,6 +46,14 @@ def _to(self: Tensor, *args: Any, dtype: Any = None, device: Any = None, copy: b
     if dtype.kind == "f" and self.dtype.kind == "f":
         return cast(self, dtype=dtype)
     return Tensor._wrap(self.data.astype(dtype))  # integers and booleans: no gradient
+
+
+def _is_dtype_name(name: str) -> bool:
+    try:
+        np.dtype(name)
+    except TypeError:
+        return False
+    return True
 
 
 Tensor.clone = clone

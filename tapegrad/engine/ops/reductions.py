@@ -189,7 +189,7 @@ def prod(x, *, axis=None, keepdims=False):
         ones = np.ones((*rows.shape[:-1], 1), rows.dtype)
         left = np.cumprod(np.concatenate([ones, rows[..., :-1]], axis=-1), axis=-1)
         right = np.cumprod(np.concatenate([ones, rows[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
-        others = (left * right).reshape(*(x.shape[a] for a in kept + reduced))
+        others = (left * right).reshape(tuple(x.shape[a] for a in kept + reduced))
         others = np.transpose(others, np.argsort(kept + reduced))
         return (_restore_axes(g, x.ndim, axis, keepdims) * others,)
 
