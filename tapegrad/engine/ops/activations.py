@@ -46,15 +46,18 @@ def gelu(x, *, approximate: str = "none"):
 @primitive
 def leaky_relu(x, *, negative_slope: float = 0.01):
     # y = x for x > 0, a x otherwise:  dL/dx = g [x > 0] + a g [x <= 0]
-    slope = np.where(x > 0, 1.0, negative_slope).astype(x.dtype, copy=False)
-    return x * slope, lambda g: (g * slope,)
+    return np.where(x > 0, x, x * negative_slope), lambda g: (
+        np.where(x > 0, g, g * negative_slope),
+    )
 
 
 @primitive
 def elu(x, *, alpha: float = 1.0):
     # y = x for x > 0, a (e^x - 1) otherwise:  dy/dx = 1 for x > 0, a e^x = y + a otherwise
-    # (expm1 keeps small negative x accurate)
-    out = np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+    # (expm1 keeps small negative x accurate; its overflow for large x is not selected)
+    with np.errstate(over="ignore"):
+        below = np.expm1(x)
+    out = np.where(x > 0, x, below if alpha == 1 else alpha * below)
     return out, lambda g: (g * np.where(x > 0, 1.0, out + alpha),)
 
 
@@ -62,20 +65,27 @@ def elu(x, *, alpha: float = 1.0):
 def hardtanh(x, *, min_val: float = -1.0, max_val: float = 1.0):
     # y = clip(x, min_val, max_val):  dL/dx = g [min_val < x < max_val]  (strict, as PyTorch's
     # hardtanh, whose gradient at the corners is 0 where clamp's is 1)
-    inside = (x > min_val) & (x < max_val)
-    return np.clip(x, min_val, max_val), lambda g: (g * inside,)
+    def vjp(g):
+        return (g * ((x > min_val) & (x < max_val)),)
+
+    return np.clip(x, min_val, max_val), vjp
 
 
 @primitive
 def silu(x):
     # y = x s(x), s the sigmoid:  dy/dx = s + x s (1 - s) = s (1 + x (1 - s))
-    # One primitive keeps only s; s is 1 / (1 + e^-x), accurate for all x (see sigmoid).
-    s = np.negative(x)
+    # One primitive keeps d = 1 + e^-x, and y = x / d, s = 1 / d are accurate for all x
+    # (e^-x overflows to inf for x -> -inf, and y, s to 0, as they should).
+    d = np.negative(x)
     with np.errstate(over="ignore"):
-        np.exp(s, out=s)
-    s += 1
-    np.reciprocal(s, out=s)
-    return x * s, lambda g: (g * (s * (1 + x * (1 - s))),)
+        np.exp(d, out=d)
+    d += 1
+
+    def vjp(g):
+        s = 1 / d
+        return (g * (s * (1 + x * (1 - s))),)
+
+    return x / d, vjp
 
 
 @primitive

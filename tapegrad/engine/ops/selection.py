@@ -18,11 +18,11 @@ _shape = np.shape
 __all__ = ["clamp", "clip", "maximum", "minimum", "where"]
 
 
-def _tie_vjp(a, b, first_wins: np.ndarray, needs_grad):
-    """The VJP of choosing a where `first_wins`, b elsewhere, halves to each on a tie."""
+def _tie_vjp(a, b, first_wins, needs_grad):
+    """The VJP of choosing a where `first_wins(a, b)`, b elsewhere, halves to each on a tie."""
 
     def vjp(g):
-        share_a = (first_wins + 0.5 * (a == b)).astype(np.result_type(a, b), copy=False)
+        share_a = (first_wins(a, b) + 0.5 * (a == b)).astype(np.result_type(a, b), copy=False)
         return (
             unbroadcast(g * share_a, _shape(a)) if needs_grad[0] else None,
             unbroadcast(g * (1.0 - share_a), _shape(b)) if needs_grad[1] else None,
@@ -35,13 +35,13 @@ def _tie_vjp(a, b, first_wins: np.ndarray, needs_grad):
 def maximum(a, b, *, needs_grad=(True, True)):
     # z = max(a, b):  the gradient goes to the larger input; on a tie each gets half
     # (the mean of the two one-sided derivatives, as PyTorch does).
-    return np.maximum(a, b), _tie_vjp(a, b, np.greater(a, b), needs_grad)
+    return np.maximum(a, b), _tie_vjp(a, b, np.greater, needs_grad)
 
 
 @primitive
 def minimum(a, b, *, needs_grad=(True, True)):
     # z = min(a, b):  the gradient goes to the smaller input; on a tie each gets half.
-    return np.minimum(a, b), _tie_vjp(a, b, np.less(a, b), needs_grad)
+    return np.minimum(a, b), _tie_vjp(a, b, np.less, needs_grad)
 
 
 @primitive
@@ -53,8 +53,7 @@ def clamp(input, min=None, max=None, *, needs_grad=(True, True, True)):
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given, got neither.")
     x = input
-    out = x if min is None else np.maximum(x, min)
-    out = out if max is None else np.minimum(out, max)
+    out = np.clip(x, min, max)  # = min(max(x, lo), hi), one pass
     needs = (*needs_grad, False, False)
 
     def vjp(g):

@@ -96,7 +96,8 @@ def sqrt(x):
 @primitive
 def rsqrt(x):
     # z = x^(-1/2):  dL/dx = -g z^3 / 2
-    out = 1 / np.sqrt(x)
+    out = np.sqrt(_floating(x))
+    np.reciprocal(out, out=out)
     return out, lambda g: (-0.5 * g * out * out * out,)
 
 
