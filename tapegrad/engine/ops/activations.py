@@ -95,13 +95,15 @@ def softplus(x, *, beta: float = 1.0, threshold: float = 20.0):
     # Computed as (max(b x, 0) + log1p(e^-|b x|)) / b, which never overflows and keeps
     # full accuracy for large negative x, where log(1 + e^(b x)) would round to 0.
     bx = beta * x
-    linear = bx > threshold
-    out = np.where(linear, x, (np.maximum(bx, 0) + np.log1p(np.exp(-np.abs(bx)))) / beta)
-    # s(b x) from e^-|b x| without overflow: 1 / (1 + e^-bx) for bx >= 0, e^bx / (1 + e^bx) below
-    decay = np.exp(-np.abs(bx))
-    slope = np.where(bx >= 0, 1, decay) / (1 + decay)
-    slope = np.where(linear, 1, slope).astype(out.dtype, copy=False)
-    return out.astype(x.dtype, copy=False), lambda g: (g * slope,)
+    decay = np.exp(-np.abs(bx))  # e^-|b x| in (0, 1]: never overflows
+    out = np.where(bx > threshold, x, (np.maximum(bx, 0) + np.log1p(decay)) / beta)
+
+    def vjp(g):
+        # s(b x) from e^-|b x|: 1 / (1 + e^-bx) for bx >= 0, e^bx / (1 + e^bx) below
+        slope = np.where(bx >= 0, 1, decay) / (1 + decay)
+        return (g * np.where(bx > threshold, 1, slope),)
+
+    return out.astype(x.dtype, copy=False), vjp
 
 
 @primitive
