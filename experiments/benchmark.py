@@ -177,9 +177,9 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
                 y = layer(x)
                 if isinstance(layer, nn.Conv2d):
                     kh, kw = layer.kernel_size
-                    macs += y.size * layer.in_channels * kh * kw
+                    macs += y.numel() * layer.in_channels * kh * kw
                 elif isinstance(layer, nn.Linear):
-                    macs += y.size * layer.in_features
+                    macs += y.numel() * layer.in_features
                 x = y
     finally:
         model.train()

@@ -75,8 +75,8 @@ class ConvGroup(nn.Module):
             nn.dirac_(conv.weight.data[: conv.in_channels])
 
     def forward(self, x: Tensor) -> Tensor:
-        x = tg.gelu(self.norm1(self.pool(self.conv1(x))))
-        return tg.gelu(self.norm2(self.conv2(x)))
+        x = tg.gelu(self.norm1(self.pool(self.conv1(x))), approximate="tanh")
+        return tg.gelu(self.norm2(self.conv2(x)), approximate="tanh")
 
 
 class Net(nn.Module):
@@ -92,7 +92,7 @@ class Net(nn.Module):
         self.head = nn.Linear(widths[2], 10, bias=False, scale=head_scale)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = tg.gelu(self.whiten(x))
+        x = tg.gelu(self.whiten(x), approximate="tanh")
         for group in self.groups:
             x = group(x)
         return self.head(self.pool(x))

@@ -7,7 +7,13 @@ from .threads import configure
 configure()
 keep_freed_memory()
 
-from .activations import gelu_forward, relu_backward, relu_forward  # noqa: E402
+from .activations import (  # noqa: E402
+    erf,
+    gelu_exact_forward,
+    gelu_forward,
+    relu_backward,
+    relu_forward,
+)
 from .channels import channel_affine, channel_sums, channel_totals  # noqa: E402
 from .conv import conv2d_backward, conv2d_forward  # noqa: E402  (threads configured first)
 from .im2col import col2im, im2col  # noqa: E402
@@ -24,6 +30,8 @@ __all__ = [
     "col2im",
     "conv2d_backward",
     "conv2d_forward",
+    "erf",
+    "gelu_exact_forward",
     "gelu_forward",
     "im2col",
     "maxpool2d_backward",

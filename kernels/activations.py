@@ -1,4 +1,5 @@
-"""Activations as parallel one-pass kernels: ReLU, and GELU with its derivative.
+"""Activations as parallel one-pass kernels: ReLU, GELU (tanh and exact forms) with its
+derivative, and the error function erf (NumPy has none).
 
 NumPy runs ReLU on one core and its backward pass in two passes (the mask, the product);
 the kernels below use both cores and one pass each.
@@ -85,6 +86,45 @@ def gelu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     kernel = _gelu_float32 if x.dtype == np.float32 else _gelu_float64
     out, slope = _elementwise(kernel, x, outputs=2)
     return out, slope
+
+
+@njit(cache=True, parallel=True)
+def _gelu_exact_kernel(x, out, slope):
+    # y = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2;  dy/dx = Phi(x) + x phi(x),
+    # phi(x) = exp(-x^2 / 2) / sqrt(2 pi). One kernel serves both dtypes: libm's erf and exp
+    # in float64, the result rounded to the output's dtype.
+    for i in prange(x.size):
+        v = float(x[i])
+        cdf = 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
+        out[i] = v * cdf
+        slope[i] = cdf + v * math.exp(-0.5 * v * v) * _INV_SQRT_2PI
+
+
+@njit(cache=True, parallel=True)
+def _erf_kernel(x, out):
+    for i in prange(x.size):
+        out[i] = math.erf(float(x[i]))
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
+@exclusive
+def gelu_exact_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(y, dy/dx) for y = x Phi(x), Phi the standard normal CDF (PyTorch's exact GELU)."""
+    if x.dtype not in _FLOATS:
+        raise TypeError(f"gelu: x must be float32 or float64, got {x.dtype}")
+    out, slope = _elementwise(_gelu_exact_kernel, x, outputs=2)
+    return out, slope
+
+
+@exclusive
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function elementwise (libm's erf, float64 accurate), float32 or float64."""
+    if x.dtype not in _FLOATS:
+        raise TypeError(f"erf: x must be float32 or float64, got {x.dtype}")
+    return _elementwise(_erf_kernel, x)[0]
 
 
 @njit(cache=True, parallel=True)

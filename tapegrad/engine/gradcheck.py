@@ -68,7 +68,7 @@ def gradcheck(
 
     for position in checked:
         tensor = inputs[position]
-        if fast_mode and tensor.size > FAST_MODE_MIN_SIZE:
+        if fast_mode and tensor.data.size > FAST_MODE_MIN_SIZE:
             direction = rng.standard_normal(tensor.shape)
             numerical = _directional(objective, tensor, direction, eps)
             expected = float(np.sum(analytical[position] * direction))

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from tapegrad.engine import tape
-from tapegrad.engine.rng import generator
 
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -93,9 +92,34 @@ class Tensor:
     def ndim(self) -> int:
         return self.data.ndim
 
-    @property
-    def size(self) -> int:
+    def size(self, dim: int | None = None) -> tuple[int, ...] | int:
+        """The shape (PyTorch's `size()`), or the size of axis `dim`."""
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def dim(self) -> int:
+        """The number of axes (PyTorch's name for ndim)."""
+        return self.data.ndim
+
+    def numel(self) -> int:
+        """The number of elements."""
         return self.data.size
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Mark (or unmark) this leaf as needing a gradient, in place; returns the tensor."""
+        if self._record is not None and not requires_grad:
+            raise RuntimeError(
+                "requires_grad_(False) on a tensor computed by recorded ops: use detach()."
+            )
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"only floating-point tensors can require a gradient, got dtype {self.data.dtype}."
+            )
+        self.requires_grad = requires_grad
+        return self
+
+    def tolist(self) -> Any:
+        """The values as (nested) Python lists of numbers."""
+        return self.data.tolist()
 
     def __len__(self) -> int:
         return len(self.data)
@@ -135,10 +159,7 @@ class Tensor:
             extras.append("requires_grad=True")
         return f"tensor({body}, {', '.join(extras)})"
 
-    # --- comparisons and other results without a gradient -----------------------------
-    def argmax(self, axis: int | None = None) -> Tensor:
-        return Tensor._wrap(self.data.argmax(axis=axis))
-
+    # --- comparisons: results without a gradient ----------------------------------------
     def _compare(self, other: Any, op: Any) -> Tensor:
         return Tensor._wrap(op(self.data, other.data if isinstance(other, Tensor) else other))
 
@@ -179,22 +200,3 @@ def as_tensor(data: Any, dtype: Any = None) -> Tensor:
     if isinstance(data, np.ndarray) and (dtype is None or data.dtype == np.dtype(dtype)):
         return Tensor._wrap(data)
     return Tensor(data, dtype=dtype)
-
-
-def zeros(*shape: int, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
-    return Tensor._wrap(np.zeros(shape, dtype=dtype), requires_grad)
-
-
-def ones(*shape: int, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
-    return Tensor._wrap(np.ones(shape, dtype=dtype), requires_grad)
-
-
-def randn(
-    *shape: int,
-    dtype: Any = np.float32,
-    requires_grad: bool = False,
-    rng: np.random.Generator | None = None,
-) -> Tensor:
-    """Standard normal samples, from `rng` (or tapegrad's generator, see `manual_seed`)."""
-    rng = rng or generator()
-    return Tensor._wrap(rng.standard_normal(shape).astype(dtype), requires_grad)

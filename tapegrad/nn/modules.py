@@ -375,7 +375,7 @@ class GELU(Module):
             raise ValueError(f"GELU: only approximate='tanh' is implemented, got {approximate!r}.")
 
     def forward(self, x: Tensor) -> Tensor:
-        return ops.gelu(x)
+        return ops.gelu(x, approximate="tanh")
 
 
 class Dropout(Module):
@@ -437,7 +437,7 @@ def summary(model: Module, input_shape: tuple[int, ...], print_table: bool = Tru
                 x = run(layer, x, f"{name}.{i}" if name else str(i))
             return x
         y = module(x)
-        count = sum(p.size for p in module.parameters())
+        count = sum(p.numel() for p in module.parameters())
         rows.append(
             {"layer": f"{name} {module!r}", "output_shape": y.shape[1:], "parameters": count}
         )

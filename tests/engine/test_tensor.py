@@ -36,7 +36,7 @@ def test_array_protocol_item_repr_detach():
     assert "grad_fn=mul" in repr(x * 2)
     detached = (x * 2).detach()
     assert not detached.requires_grad and detached.shape == (3,)
-    assert x.ndim == 1 and len(x) == 3 and x.size == 3
+    assert x.ndim == 1 and len(x) == 3 and x.numel() == 3 and x.size() == (3,)
 
 
 def test_operators_with_scalars_arrays_and_reflection():
@@ -104,6 +104,7 @@ def test_shape_methods():
     x = tg.tensor(np.arange(24.0).reshape(2, 3, 4), requires_grad=True)
     assert x.reshape(6, 4).shape == (6, 4) and x.reshape((4, 6)).shape == (4, 6)
     assert x.flatten().shape == (24,) and x.flatten(1).shape == (2, 12)
-    assert x.transpose(2, 0, 1).shape == (4, 2, 3) and x.T.shape == (4, 3, 2)
+    assert x.permute(2, 0, 1).shape == (4, 2, 3) and x.T.shape == (4, 3, 2)
+    assert x.transpose(0, 2).shape == (4, 3, 2)
     assert x.exp().log().shape == x.shape and x.relu().shape == x.shape
     assert x.argmax(axis=2).numpy().tolist() == [[3] * 3] * 2

@@ -7,21 +7,29 @@ gathers them, so a new op is written in one module and gradchecked in one test.
 from tapegrad.engine.ops import (
     activations,
     arithmetic,
+    casting,
     conv,
+    indexing,
+    joining,
     linalg,
     losses,
     normalization,
     reductions,
+    selection,
     shape,
     unary,
 )
 from tapegrad.engine.ops.activations import *  # noqa: F403
 from tapegrad.engine.ops.arithmetic import *  # noqa: F403
+from tapegrad.engine.ops.casting import *  # noqa: F403
 from tapegrad.engine.ops.conv import *  # noqa: F403
+from tapegrad.engine.ops.indexing import *  # noqa: F403
+from tapegrad.engine.ops.joining import *  # noqa: F403
 from tapegrad.engine.ops.linalg import *  # noqa: F403
 from tapegrad.engine.ops.losses import *  # noqa: F403
 from tapegrad.engine.ops.normalization import *  # noqa: F403
 from tapegrad.engine.ops.reductions import *  # noqa: F403
+from tapegrad.engine.ops.selection import *  # noqa: F403
 from tapegrad.engine.ops.shape import *  # noqa: F403
 from tapegrad.engine.ops.unary import *  # noqa: F403
 
@@ -30,11 +38,15 @@ __all__ = [
     for module in (
         activations,
         arithmetic,
+        casting,
         conv,
+        indexing,
+        joining,
         linalg,
         losses,
         normalization,
         reductions,
+        selection,
         shape,
         unary,
     )

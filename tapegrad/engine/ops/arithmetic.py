@@ -1,4 +1,4 @@
-"""Arithmetic primitives: +, -, *, /, powers, negation and the elementwise maximum."""
+"""Arithmetic primitives: +, -, *, /, powers (tensor or scalar base and exponent), negation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from tapegrad.engine.tensor import Tensor
 
 _shape = np.shape
 
-__all__ = ["add", "div", "maximum", "mul", "neg", "pow", "sub"]
+__all__ = ["add", "div", "mul", "neg", "pow", "sub"]
 
 
 # --- elementwise ------------------------------------------------------------------------
@@ -62,29 +62,41 @@ def div(a, b, *, needs_grad=(True, True)):
 
 
 @primitive
-def pow(x, *, exponent: float):
-    # z = x^p (p a constant):  dL/dx = g p x^(p-1)
-    return x**exponent, lambda g: (g * exponent * x ** (exponent - 1),)
+def pow(input, exponent, *, needs_grad=(True, True)):
+    # z = x^p, either of them a tensor or a scalar, broadcast:
+    #   dL/dx = g p x^(p-1), and 0 where p = 0: x^0 = 1 is constant, also at x = 0 where
+    #           p x^(p-1) would be 0 * inf = NaN (PyTorch's rule);
+    #   dL/dp = g z log x, and 0 where x = 0 and p >= 0: there z = 0^p is constant in p
+    #           (0 for p > 0; at p = 0 the one-sided limit), where z log x would be 0 * -inf.
+    out = input**exponent  # the operator: NumPy turns x ** 2 into a square, np.power does not
+
+    def vjp(g):
+        grad_input = grad_exponent = None
+        if needs_grad[0]:
+            grad_input = unbroadcast(g * _power_slope(input, exponent), _shape(input))
+        if len(needs_grad) > 1 and needs_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                slope = out * np.log(input)
+            slope = np.where((input == 0) & (exponent >= 0), 0, slope)
+            grad_exponent = unbroadcast(g * slope, _shape(exponent))
+        return grad_input, grad_exponent
+
+    return out, vjp
+
+
+def _power_slope(x: np.ndarray, p) -> np.ndarray:
+    """d(x^p)/dx = p x^(p-1), with 0 wherever p = 0 (see pow)."""
+    if np.ndim(p) == 0 and not isinstance(p, np.ndarray):  # a Python or NumPy scalar
+        return np.zeros_like(x) if p == 0 else p * np.power(x, p - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = p * np.power(x, p - 1)
+    return np.where(p == 0, 0, slope)
 
 
 @primitive
 def neg(x):
     # z = -x:  dL/dx = -g
     return -x, lambda g: (-g,)
-
-
-@primitive
-def maximum(a, b, *, needs_grad=(True, True)):
-    # z = max(a, b):  the gradient goes to the larger input; on a tie each gets half
-    # (the mean of the two one-sided derivatives, as PyTorch does).
-    def vjp(g):
-        share_a = ((a > b) + 0.5 * (a == b)).astype(np.result_type(a, b), copy=False)
-        return (
-            unbroadcast(g * share_a, _shape(a)) if needs_grad[0] else None,
-            unbroadcast(g * (1.0 - share_a), _shape(b)) if needs_grad[1] else None,
-        )
-
-    return np.maximum(a, b), vjp
 
 
 # Tensor's arithmetic operators (`a + b`, `2 * x`, `x ** 2`, ...).
@@ -96,5 +108,7 @@ Tensor.__mul__ = mul
 Tensor.__rmul__ = lambda self, other: mul(other, self)
 Tensor.__truediv__ = div
 Tensor.__rtruediv__ = lambda self, other: div(other, self)
-Tensor.__pow__ = lambda self, exponent: pow(self, exponent=exponent)
+Tensor.__pow__ = pow
+Tensor.__rpow__ = lambda self, base: pow(base, self)
+Tensor.pow = pow
 Tensor.__neg__ = neg

@@ -1,28 +1,96 @@
-"""Reductions: sum, mean and max over axes, with the reduced axes restored in the VJP."""
+"""Reductions over axes: sum, mean, max, min, prod, var/std, logsumexp, cumsum, and the
+gradient-free argmax, argmin, all, any.
+
+Every reduction takes PyTorch's `dim`/`keepdim` and NumPy's `axis`/`keepdims` alike (`dim`
+positionally: `x.sum(1)`), and a 0-d tensor may be reduced over dim 0 or -1 as in PyTorch.
+The primitives themselves take `axis=`/`keepdims=` as settings; `_with_dim` gives each one
+its public signature. `max`/`min` along a dim return the values only (NumPy's rule; PyTorch
+returns (values, indices): use `argmax`/`argmin` for the indices).
+"""
 
 from __future__ import annotations
+
+import builtins
+import functools
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from tapegrad.engine.primitive import primitive
-from tapegrad.engine.tensor import Tensor
+from tapegrad.engine.tensor import Tensor, as_tensor
 
-__all__ = ["max", "mean", "sum"]
+__all__ = [
+    "all",
+    "any",
+    "argmax",
+    "argmin",
+    "cumsum",
+    "logsumexp",
+    "max",
+    "mean",
+    "min",
+    "prod",
+    "std",
+    "sum",
+    "var",
+]
+
+Axis = int | tuple[int, ...] | None
 
 
-# --- reductions -------------------------------------------------------------------------
-def _reduced_axes(ndim: int, axis: int | tuple[int, ...] | None) -> tuple[int, ...]:
+# --- the public signature: dim or axis, keepdim or keepdims ---------------------------------
+def _resolve_axis(name: str, input: Any, dim: Any, axis: Any) -> Axis:
+    """One axis setting from PyTorch's `dim` or NumPy's `axis`; on a 0-d tensor dim 0 / -1
+    (which PyTorch allows) mean the whole tensor."""
+    if dim is not None and axis is not None:
+        raise TypeError(f"{name}: give dim or axis, not both (got dim={dim}, axis={axis}).")
+    chosen = axis if dim is None else dim
+    if isinstance(chosen, list):
+        chosen = tuple(chosen)
+    if chosen is not None and np.ndim(input) == 0:
+        axes = chosen if isinstance(chosen, tuple) else (chosen,)
+        if builtins.any(a not in (0, -1) for a in axes):
+            raise IndexError(f"{name}: a 0-d tensor has only dim 0 or -1, got {chosen}.")
+        return None
+    return chosen
+
+
+def _with_dim(op: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """`op(x, axis=, keepdims=)` callable as op(x, dim, keepdim) or with NumPy's names."""
+
+    @functools.wraps(op)
+    def reduction(
+        input: Any,
+        dim: Axis = None,
+        keepdim: bool = False,
+        *,
+        axis: Axis = None,
+        keepdims: bool = False,
+    ) -> Tensor:
+        axis = _resolve_axis(op.__name__, input, dim, axis)
+        return op(input, axis=axis, keepdims=keepdim or keepdims)
+
+    return reduction
+
+
+def _reduced_axes(ndim: int, axis: Axis) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
     axes = axis if isinstance(axis, tuple) else (axis,)
     return tuple(sorted(a % ndim for a in axes))
 
 
-def _restore_axes(g: np.ndarray, ndim: int, axis, keepdims: bool) -> np.ndarray:
+def _restore_axes(g: np.ndarray, ndim: int, axis: Axis, keepdims: bool) -> np.ndarray:
     """Give a reduction's gradient its reduced axes back (as size 1) so it broadcasts."""
     return g if keepdims else np.expand_dims(g, _reduced_axes(ndim, axis))
 
 
+def _count(x: np.ndarray, axis: Axis) -> int:
+    return int(np.prod([x.shape[a] for a in _reduced_axes(x.ndim, axis)]))
+
+
+# --- sums and means -------------------------------------------------------------------------
 @primitive
 def sum(x, *, axis=None, keepdims=False):
     # z = sum_i x_i:  dL/dx_i = g  (g copied along the summed axes)
@@ -35,7 +103,7 @@ def sum(x, *, axis=None, keepdims=False):
 @primitive
 def mean(x, *, axis=None, keepdims=False):
     # z = (1/n) sum_i x_i:  dL/dx_i = g / n
-    count = int(np.prod([x.shape[a] for a in _reduced_axes(x.ndim, axis)]))
+    count = _count(x, axis)
 
     def vjp(g):
         return (np.broadcast_to(_restore_axes(g, x.ndim, axis, keepdims) / count, x.shape),)
@@ -44,18 +112,177 @@ def mean(x, *, axis=None, keepdims=False):
 
 
 @primitive
-def max(x, *, axis=None, keepdims=False):
-    # z = max_i x_i:  dL/dx_i = g [x_i = z] / #{j : x_j = z}  (ties share the gradient)
-    out = np.max(x, axis=axis, keepdims=True)
+def var(x, *, axis=None, keepdims=False, correction=1):
+    # z = sum_i (x_i - m)^2 / (n - c),  m the mean, c the correction (1: Bessel's, unbiased):
+    #   dL/dx_i = g 2 (x_i - m) / (n - c)   (the terms through m sum to zero)
+    # Two passes (the mean, then the squares), which keeps it accurate for large means.
+    centred = x - np.mean(x, axis=axis, keepdims=True)
+    dof = _count(x, axis) - correction
+    with np.errstate(divide="ignore", invalid="ignore"):  # n <= c gives inf or NaN, as PyTorch
+        out = np.sum(centred * centred, axis=axis, keepdims=keepdims) / dof
 
+    def vjp(g):
+        return (_restore_axes(g, x.ndim, axis, keepdims) * (2 / dof) * centred,)
+
+    return out.astype(np.result_type(x, np.float32), copy=False), vjp
+
+
+def _with_correction(op: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """var/std's public signature: PyTorch's (dim, unbiased, keepdim, correction=)."""
+
+    @functools.wraps(op)
+    def statistic(
+        input: Any,
+        dim: Axis = None,
+        unbiased: bool | None = None,
+        keepdim: bool = False,
+        *,
+        correction: float | None = None,
+        axis: Axis = None,
+        keepdims: bool = False,
+    ) -> Tensor:
+        if unbiased is not None and correction is not None:
+            raise TypeError(f"{op.__name__}: give unbiased or correction, not both.")
+        if correction is None:
+            correction = 0 if unbiased is False else 1
+        axis = _resolve_axis(op.__name__, input, dim, axis)
+        return op(input, axis=axis, keepdims=keepdim or keepdims, correction=correction)
+
+    return statistic
+
+
+def _std(x: Any, *, axis: Axis = None, keepdims: bool = False, correction: float = 1) -> Tensor:
+    """Standard deviation: the square root of `var` (a composition, no VJP of its own)."""
+    return var(x, axis=axis, keepdims=keepdims, correction=correction) ** 0.5
+
+
+_std.__name__ = _std.__qualname__ = "std"
+
+
+@primitive
+def logsumexp(x, *, axis=None, keepdims=False):
+    # z = log sum_i e^(x_i), computed as m + log sum_i e^(x_i - m) with m = max_i x_i so that
+    # nothing overflows (m is taken as 0 where it is infinite):
+    #   dL/dx_i = g e^(x_i - z)   (the softmax)
+    shift = np.max(x, axis=axis, keepdims=True)
+    shift = np.where(np.isfinite(shift), shift, 0)
+    with np.errstate(divide="ignore"):  # log 0 = -inf where every x_i is -inf
+        out = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
+
+    def vjp(g):
+        return (_restore_axes(g, x.ndim, axis, keepdims) * np.exp(x - out),)
+
+    return (out if keepdims else np.squeeze(out, axis=_reduced_axes(x.ndim, axis))), vjp
+
+
+@primitive
+def prod(x, *, axis=None, keepdims=False):
+    # z = prod_i x_i:  dL/dx_i = g prod_(j != i) x_j, computed as the product of the exclusive
+    # cumulative products from the left and from the right, never as z / x_i, so that zeros
+    # are exact (one zero: only it gets a gradient; two or more: none does).
+    out = np.prod(x, axis=axis, keepdims=keepdims)
+
+    def vjp(g):
+        reduced = _reduced_axes(x.ndim, axis)
+        kept = tuple(a for a in range(x.ndim) if a not in reduced)
+        rows = np.transpose(x, kept + reduced).reshape(*(x.shape[a] for a in kept), -1)
+        ones = np.ones((*rows.shape[:-1], 1), rows.dtype)
+        left = np.cumprod(np.concatenate([ones, rows[..., :-1]], axis=-1), axis=-1)
+        right = np.cumprod(np.concatenate([ones, rows[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+        others = (left * right).reshape(tuple(x.shape[a] for a in kept + reduced))
+        others = np.transpose(others, np.argsort(kept + reduced))
+        return (_restore_axes(g, x.ndim, axis, keepdims) * others,)
+
+    return out, vjp
+
+
+@primitive
+def cumsum(x, *, axis):
+    # z_i = sum_(j <= i) x_j along the axis:  dL/dx_j = sum_(i >= j) g_i, the cumulative sum
+    # of g from the end
+    def vjp(g):
+        return (np.flip(np.cumsum(np.flip(g, axis), axis=axis), axis),)
+
+    return np.cumsum(x, axis=axis), vjp
+
+
+_cumsum_along = cumsum
+
+
+def _cumsum(input: Any, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    """Cumulative sum along `dim` (PyTorch) or `axis` (NumPy); a 0-d tensor stays 0-d."""
+    if dim is None and axis is None:
+        raise TypeError("cumsum: give the dim to sum along, got neither dim nor axis.")
+    axis = _resolve_axis("cumsum", input, dim, axis)
+    if axis is None:  # a 0-d tensor is its own cumulative sum
+        return _cumsum_along(as_tensor(input).reshape(1), axis=0).reshape(())
+    return _cumsum_along(input, axis=axis)
+
+
+_cumsum.__name__ = _cumsum.__qualname__ = "cumsum"
+
+
+# --- the largest and smallest values --------------------------------------------------------
+def _extreme_vjp(x: np.ndarray, out: np.ndarray, axis: Axis, keepdims: bool):
+    # z = max_i x_i (or min):  dL/dx_i = g [x_i = z] / #{j : x_j = z}  (ties share the gradient)
     def vjp(g):
         winners = x == out
         share = (winners / np.sum(winners, axis=axis, keepdims=True)).astype(x.dtype)
         return (_restore_axes(g, x.ndim, axis, keepdims) * share,)
 
+    return vjp
+
+
+@primitive
+def max(x, *, axis=None, keepdims=False):
+    out = np.max(x, axis=axis, keepdims=True)
+    vjp = _extreme_vjp(x, out, axis, keepdims)
     return (out if keepdims else np.squeeze(out, axis=_reduced_axes(x.ndim, axis))), vjp
 
 
-Tensor.sum = lambda self, axis=None, keepdims=False: sum(self, axis=axis, keepdims=keepdims)
-Tensor.mean = lambda self, axis=None, keepdims=False: mean(self, axis=axis, keepdims=keepdims)
-Tensor.max = lambda self, axis=None, keepdims=False: max(self, axis=axis, keepdims=keepdims)
+@primitive
+def min(x, *, axis=None, keepdims=False):
+    out = np.min(x, axis=axis, keepdims=True)
+    vjp = _extreme_vjp(x, out, axis, keepdims)
+    return (out if keepdims else np.squeeze(out, axis=_reduced_axes(x.ndim, axis))), vjp
+
+
+# --- results without a gradient -------------------------------------------------------------
+def _without_gradient(numpy_reduction: Callable[..., np.ndarray], name: str):
+    def reduction(
+        input: Any,
+        dim: int | None = None,
+        keepdim: bool = False,
+        *,
+        axis: int | None = None,
+        keepdims: bool = False,
+    ) -> Tensor:
+        array = input.data if isinstance(input, Tensor) else np.asarray(input)
+        axis = _resolve_axis(name, array, dim, axis)
+        return Tensor._wrap(
+            np.asarray(numpy_reduction(array, axis=axis, keepdims=keepdim or keepdims))
+        )
+
+    reduction.__name__ = reduction.__qualname__ = name
+    reduction.__doc__ = f"{name} along `dim` (or over everything), as a tensor without a gradient."
+    return reduction
+
+
+argmax = _without_gradient(np.argmax, "argmax")
+argmin = _without_gradient(np.argmin, "argmin")
+all = _without_gradient(np.all, "all")
+any = _without_gradient(np.any, "any")
+
+# The public forms: dim or axis, keepdim or keepdims.
+sum = _with_dim(sum)
+mean = _with_dim(mean)
+max = _with_dim(max)
+min = _with_dim(min)
+prod = _with_dim(prod)
+logsumexp = _with_dim(logsumexp)
+var = _with_correction(var)
+std = _with_correction(_std)
+cumsum = _cumsum
+
+for _name in __all__:
+    setattr(Tensor, _name, globals()[_name])

@@ -1,0 +1,113 @@
+"""Indexing: x[index], gather, index_select, masked_fill and the embedding lookup.
+
+getitem, gather and embedding are primitives whose VJPs scatter the gradient back, adding
+where an element was picked more than once; index_select and masked_fill are compositions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tapegrad.engine.ops.selection import where
+from tapegrad.engine.primitive import primitive
+from tapegrad.engine.tensor import Tensor
+
+__all__ = ["embedding", "gather", "getitem", "index_select", "masked_fill"]
+
+
+def _is_basic_index(index: Any) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, int | np.integer | slice) or i is None or i is Ellipsis for i in items)
+
+
+@primitive
+def getitem(x, *, index):
+    # z = x[index]:  dL/dx = zeros with g scattered back to the indexed places; integer-array
+    # indices may repeat an element, whose gradients then add up (np.add.at).
+    if isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    elif isinstance(index, Tensor):
+        index = index.data
+
+    def vjp(g):
+        grad = np.zeros_like(x, dtype=np.result_type(x, g))
+        if _is_basic_index(index):
+            grad[index] = g
+        else:
+            np.add.at(grad, index, g)
+        return (grad,)
+
+    return x[index], vjp
+
+
+@primitive
+def gather(x, index, *, axis):
+    # z[i][j][k] = x[i][index[i][j][k]][k] for axis 1 (and likewise for the others), as
+    # torch.gather; index may be smaller than x along the other axes.
+    #   dL/dx = zeros with g added at the gathered places (np.add.at: repeats add up)
+    index = np.asarray(index)
+    if index.ndim != x.ndim:
+        raise ValueError(f"gather: index must have x's {x.ndim} dims, got shape {index.shape}.")
+    axis %= x.ndim
+    places = list(np.ix_(*(np.arange(n) for n in index.shape)))
+    places[axis] = index
+    places = tuple(places)
+
+    def vjp(g):
+        grad = np.zeros(x.shape, np.result_type(x, g))
+        np.add.at(grad, places, g)
+        return grad, None
+
+    return x[places], vjp
+
+
+_gather_along = gather
+
+
+def _gather(input: Any, dim: int, index: Any) -> Tensor:
+    """Values of `input` picked along `dim` by `index`, as torch.gather(input, dim, index)."""
+    return _gather_along(input, index, axis=dim)
+
+
+@primitive
+def embedding(input, weight, *, padding_idx=None):
+    # z = weight[input], a row of weight for each index (as torch.nn.functional.embedding):
+    #   dL/dweight = zeros with the rows of g added at the looked-up rows (repeats add up);
+    #   the row `padding_idx`, if given, gets no gradient. The indices have none.
+    indices = np.asarray(input)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"embedding: input must hold integer indices, got dtype {indices.dtype}.")
+
+    def vjp(g):
+        grad = np.zeros(weight.shape, np.result_type(weight, g))
+        np.add.at(grad, indices.reshape(-1), g.reshape(-1, weight.shape[-1]))
+        if padding_idx is not None:
+            grad[padding_idx] = 0
+        return None, grad
+
+    return weight[indices], vjp
+
+
+def index_select(input: Any, dim: int, index: Any) -> Tensor:
+    """The entries of `index` along `dim` (a getitem with an integer array)."""
+    data = input.data if isinstance(input, Tensor) else np.asarray(input)
+    index = np.asarray(index.data if isinstance(index, Tensor) else index)
+    if index.ndim > 1:
+        raise ValueError(f"index_select: index must be 0-d or 1-d, got shape {index.shape}.")
+    axis = dim % max(data.ndim, 1)
+    return getitem(input, index=(slice(None),) * axis + (index.reshape(-1),))
+
+
+def masked_fill(input: Any, mask: Any, value: Any) -> Tensor:
+    """`input` with `value` where `mask` is true (a `where`, so a tensor value has a gradient)."""
+    return where(mask, value, input)
+
+
+gather = _gather
+
+Tensor.__getitem__ = lambda self, index: getitem(self, index=index)
+Tensor.gather = gather
+Tensor.index_select = index_select
+Tensor.masked_fill = masked_fill
