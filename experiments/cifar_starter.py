@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from common import run_starter
+from common import run_main, run_starter
 
 from tapegrad import nn
 from tapegrad.data import CIFAR10_CLASSES, load_cifar10
@@ -71,4 +71,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import tapegrad as tg
 from tapegrad import nn, optim
 from tapegrad.course.analysis import write_classification_run
+from tapegrad.data import DataNotFoundError
 from tapegrad.train import evaluate, fit
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -96,3 +98,16 @@ def run_starter(
         f"{history.images_per_second:.0f} images/s; outputs in {args.out})"
     )
     return results
+
+
+def run_main(main: Callable[[], object]) -> None:
+    """Run an experiment's `main`; a missing data set prints its message alone and exits 1.
+
+    The DataNotFoundError already says where it looked and how to fix it; the tracebacks of the
+    failed download chained to it (dozens of lines offline) would only bury that.
+    """
+    try:
+        main()
+    except DataNotFoundError as error:
+        print(f"{Path(sys.argv[0]).name}: {error}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -276,18 +276,34 @@ def _winograd_weight_grad(x, pad, grad, bt, at, images_per_task, n_workers, part
 
 
 @njit(cache=True, parallel=True)
-def _weights_forward(w_last, g, u):
-    """u[a * s + b, c, k] = (G w[k, c] G^T)[a, b] from w_last[c, i, j, k] = w[k, c, i, j].
+def _weights_forward(w, transposed, g, u):
+    """u[a * s + b, c, k] = (G f[k, c] G^T)[a, b], the filters f read from w (K, C, r, r) itself.
 
-    u is (s^2, Cp, Kp); only its first C channels and K columns are written.
+    f[k, c] = w[k, c] (the forward convolution), or with `transposed` f[k, c] = w[c, k] rotated
+    by 180 degrees (the input gradient's convolution, with C and K swapped). u is (s^2, Cp, Kp);
+    every element is written, the padding beyond f's channels with zeros, so u needs no clearing
+    and w no transposed copy.
     """
-    channels, r, _, out_channels = w_last.shape
+    r = w.shape[2]
+    out_channels, channels = (w.shape[1], w.shape[0]) if transposed else (w.shape[0], w.shape[1])
     s = g.shape[0]
     in_pad, out_pad = u.shape[1], u.shape[2]
     flat_u = u.reshape(-1)
-    for c in prange(channels):
-        source = w_last[c].reshape(-1)
-        half = np.empty(s * r * out_channels, u.dtype)  # half[a, j] = sum_i G[a, i] w[i, j]
+    for c in prange(in_pad):
+        if c >= channels:
+            u[:, c, :] = 0
+            continue
+        source = np.empty(r * r * out_channels, u.dtype)  # source[i, j, k] = f[k, c][i, j]
+        for i in range(r):
+            for j in range(r):
+                row = source[(i * r + j) * out_channels : (i * r + j + 1) * out_channels]
+                if transposed:
+                    for k in range(out_channels):
+                        row[k] = w[c, k, r - 1 - i, r - 1 - j]
+                else:
+                    for k in range(out_channels):
+                        row[k] = w[k, c, i, j]
+        half = np.empty(s * r * out_channels, u.dtype)  # half[a, j] = sum_i G[a, i] f[i, j]
         src_starts, dst_starts = np.empty(s, np.int64), np.empty(s, np.int64)
         for j in range(r):
             for i in range(r):
@@ -301,15 +317,16 @@ def _weights_forward(w_last, g, u):
             for b in range(s):
                 dst_starts[b] = ((a * s + b) * in_pad + c) * out_pad
             _combine(g, half, src_starts, flat_u, dst_starts, out_channels)
+        u[:, c, out_channels:] = 0
 
 
 @njit(cache=True, parallel=True)
-def _weights_backward(partial, g_t, dw_last):
-    """dw_last[c, i, j, k] = (G^T dU[c, k] G)[i, j], dU the sum of partial (workers, s^2, ...).
+def _weights_backward(partial, g_t, dw):
+    """dw[k, c] = G^T dU[c, k] G, dU the sum of partial (workers, s^2, Cp, Kp); dw (K, C, r, r).
 
     g_t is G^T (r x s), in float64 like the sums.
     """
-    channels, r, _, out_channels = dw_last.shape
+    out_channels, channels, r, _ = dw.shape
     s = g_t.shape[1]
     for c in prange(channels):
         du = np.zeros((s * s, out_channels), dtype=np.float64)
@@ -320,7 +337,7 @@ def _weights_backward(partial, g_t, dw_last):
                     du[ab, k] += source[k]
         flat_du = du.reshape(-1)
         half = np.empty(s * r * out_channels)  # half[a, j] = sum_b dU[a, b] G[b, j]
-        dw = np.empty(r * r * out_channels)  # dw[i, j] = sum_a G[a, i] half[a, j]
+        result = np.empty(r * r * out_channels)  # result[i, j] = sum_a G[a, i] half[a, j]
         src_starts, dst_starts = np.empty(s, np.int64), np.empty(s, np.int64)
         for a in range(s):
             for b in range(s):
@@ -333,8 +350,11 @@ def _weights_backward(partial, g_t, dw_last):
                 src_starts[a] = (a * r + j) * out_channels
             for i in range(r):
                 dst_starts[i] = (i * r + j) * out_channels
-            _combine(g_t, half, src_starts, dw, dst_starts, out_channels)
-        dw_last[c] = dw.reshape((r, r, out_channels))
+            _combine(g_t, half, src_starts, result, dst_starts, out_channels)
+        for i in range(r):
+            for j in range(r):
+                for k in range(out_channels):
+                    dw[k, c, i, j] = result[(i * r + j) * out_channels + k]
 
 
 def _images_per_task(n_images: int, out_h: int, out_w: int) -> int:
@@ -345,26 +365,32 @@ def _images_per_task(n_images: int, out_h: int, out_w: int) -> int:
     return -(-n_images // round_up(n_tasks, threads))
 
 
-def _transformed_weights(w: np.ndarray) -> np.ndarray:
-    """U (s^2, Cp, Kp) = G g G^T of every (K, C) filter, zero-padded to whole blocks."""
+def _transformed_weights(w: np.ndarray, transposed: bool = False) -> np.ndarray:
+    """U (s^2, Cp, Kp) = G f G^T of every filter, zero-padded to whole blocks: f = w (K, C, 3, 3),
+    or with `transposed` the rotated, channel-swapped filters of the input gradient."""
     out_channels, channels = w.shape[:2]
+    if transposed:
+        out_channels, channels = channels, out_channels
     _, g, _ = transform_matrices()
-    u = np.zeros((SPAN * SPAN, round_up(channels, ROWS), round_up(out_channels, ALIGN)), w.dtype)
-    w_last = np.ascontiguousarray(w.transpose(1, 2, 3, 0))
-    _weights_forward(w_last, g.astype(w.dtype), u)
+    u = np.empty((SPAN * SPAN, round_up(channels, ROWS), round_up(out_channels, ALIGN)), w.dtype)
+    _weights_forward(w, transposed, g.astype(w.dtype), u)
     return u
+
+
+def _convolve_transformed(x: np.ndarray, u: np.ndarray, bias: np.ndarray, pad: int) -> np.ndarray:
+    """The convolution of x (N, C, H, W) padded by pad with the transformed weights u."""
+    n_images, _, height, width = x.shape
+    out_h, out_w = height + 2 * pad - KERNEL + 1, width + 2 * pad - KERNEL + 1
+    at, _, bt = transform_matrices()
+    out = np.empty((n_images, len(bias), out_h, out_w), x.dtype)
+    images_per_task = _images_per_task(n_images, out_h, out_w)
+    _winograd_conv(x, pad, u, bias, bt.astype(x.dtype), at.astype(x.dtype), images_per_task, out)
+    return out
 
 
 def forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray, pad: int) -> np.ndarray:
     """3x3 stride-1 conv2d of C-contiguous x (N, C, H, W) with zero padding pad in {0, 1, 2}."""
-    n_images, _, height, width = x.shape
-    out_h, out_w = height + 2 * pad - KERNEL + 1, width + 2 * pad - KERNEL + 1
-    at, _, bt = transform_matrices()
-    out = np.empty((n_images, w.shape[0], out_h, out_w), x.dtype)
-    u = _transformed_weights(w)
-    images_per_task = _images_per_task(n_images, out_h, out_w)
-    _winograd_conv(x, pad, u, bias, bt.astype(x.dtype), at.astype(x.dtype), images_per_task, out)
-    return out
+    return _convolve_transformed(x, _transformed_weights(w), bias, pad)
 
 
 def backward(
@@ -388,14 +414,14 @@ def backward(
         n_workers,
         partial,
     )
-    dw_last = np.empty((channels, KERNEL, KERNEL, out_channels), grad_out.dtype)
-    _weights_backward(partial, np.ascontiguousarray(g.T), dw_last)
-    dw = np.ascontiguousarray(dw_last.transpose(3, 0, 1, 2))
+    dw = np.empty(w.shape, grad_out.dtype)
+    _weights_backward(partial, np.ascontiguousarray(g.T), dw)
     if not need_input_grad:
         return None, dw
-    flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    dx = forward(grad_out, flipped, np.zeros(channels, grad_out.dtype), KERNEL - 1 - pad)
-    return dx, dw
+    # The input gradient: the same convolution of grad_out padded by 2 - pad with the filters
+    # rotated by 180 degrees and C, K swapped, which the weight transform reads from w directly.
+    u = _transformed_weights(w, transposed=True)
+    return _convolve_transformed(grad_out, u, np.zeros(channels, grad_out.dtype), KERNEL - 1 - pad), dw
 
 
 # --- the convolution-method interface of kernels.conv ------------------------------------

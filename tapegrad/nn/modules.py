@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -177,7 +178,13 @@ class Module:
 
 
 class Sequential(Module):
-    """Layers applied one after the other; indexable like a list."""
+    """Layers applied one after the other, fusing where it can; indexable like a list.
+
+    forward runs a Conv2d followed by ReLU (and a 2x2, stride-2 MaxPool2d) as one fused conv2d
+    primitive (see `_fused_after`): same values, fewer passes. Fusion matches the exact classes,
+    so a subclass of Conv2d, ReLU or MaxPool2d (say, one with its own forward) is never fused
+    and runs as its own layer.
+    """
 
     def __init__(self, *layers: Module) -> None:
         self.layers = list(layers)
@@ -422,39 +429,92 @@ class CrossEntropyLoss(Module):
         return f"label_smoothing={self.label_smoothing:g}, reduction={self.reduction!r}"
 
 
-# --- summary --------------------------------------------------------------------------
+# --- summary and multiply-accumulates -----------------------------------------------------
 def summary(model: Module, input_shape: tuple[int, ...], print_table: bool = True) -> list[dict]:
-    """Each layer's output shape and parameter count for one input of `input_shape`.
+    """Each layer's output shape, parameter count and MACs for one input of `input_shape`.
 
     Layers of a Sequential (nested ones too) get a row each; other modules one row. Returns
-    the rows ({"layer", "output_shape", "parameters"}) and prints them as a table.
+    the rows ({"layer", "output_shape", "parameters", "macs"}) and prints them as a table;
+    "macs" are the multiply-accumulates of the Conv2d and Linear layers (see `count_macs`).
     """
     rows: list[dict] = []
 
-    def run(module: Module, x: Tensor, name: str) -> Tensor:
+    def run(module: Module, x: Tensor, name: str, macs: list[int]) -> Tensor:
         if isinstance(module, Sequential):
             for i, layer in enumerate(module.layers):
-                x = run(layer, x, f"{name}.{i}" if name else str(i))
+                x = run(layer, x, f"{name}.{i}" if name else str(i), macs)
             return x
+        before = macs[0]
         y = module(x)
         count = sum(p.numel() for p in module.parameters())
         rows.append(
-            {"layer": f"{name} {module!r}", "output_shape": y.shape[1:], "parameters": count}
+            {
+                "layer": f"{name} {module!r}",
+                "output_shape": y.shape[1:],
+                "parameters": count,
+                "macs": macs[0] - before,
+            }
         )
         return y
+
+    with _counting_macs(model) as macs:
+        run(model, as_tensor(np.zeros((1, *input_shape), np.float32)), "", macs)
+    if print_table:
+        width = max(len(r["layer"]) for r in rows)
+        print(f"{'layer':<{width}}  {'output shape':<16}{'parameters':>12}{'MACs':>14}")
+        for r in rows:
+            shape = " x ".join(map(str, r["output_shape"]))
+            print(f"{r['layer']:<{width}}  {shape:<16}{r['parameters']:>12,}{r['macs']:>14,}")
+        total = sum(r["parameters"] for r in rows), sum(r["macs"] for r in rows)
+        print(f"{'total':<{width}}  {'':<16}{total[0]:>12,}{total[1]:>14,}")
+    return rows
+
+
+def count_macs(model: Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass of one input of `input_shape` (no batch axis).
+
+    Counts the Conv2d (out_channels x output pixels x in_channels x kh x kw) and Linear (outputs
+    x in_features) layers anywhere in the model, whatever its forward; activations, pooling,
+    norms and losses count 0. A training step does about 3 forwards' worth (the forward, the
+    gradients of the inputs and of the weights): 6 FLOPs per MAC.
+    """
+    with _counting_macs(model) as macs:
+        model(as_tensor(np.zeros((1, *input_shape), np.float32)))
+    return macs[0]
+
+
+@contextlib.contextmanager
+def _counting_macs(model: Module) -> Iterator[list[int]]:
+    """Eval mode, no_grad, and each Conv2d/Linear adding its MACs to the yielded [count].
+
+    The counter wraps the layers' forward (an instance attribute, removed afterwards). A Conv2d
+    that a Sequential fuses with its ReLU and pooling runs unfused here, so that its own output
+    (before the pooling) is what is counted; the values are the same.
+    """
+    macs = [0]
+    counted = [m for _, m in model.named_modules() if isinstance(m, Conv2d | Linear)]
+
+    def wrap(layer: Conv2d | Linear) -> Callable[..., Tensor]:
+        forward = layer.forward
+
+        def counting(x: Tensor, relu: bool = False, pool: bool = False) -> Tensor:
+            y = forward(x)
+            per_output = layer.weight.data[0].size  # in_features, or in_channels x kh x kw
+            macs[0] += (y.numel() // y.shape[0]) * per_output
+            if relu:
+                y = ops.relu(y)
+            return ops.max_pool2d(y, kernel_size=2, stride=2) if pool else y
+
+        return counting
 
     was_training = model.training
     model.eval()
     try:
+        for layer in counted:
+            layer.forward = wrap(layer)
         with no_grad():
-            run(model, as_tensor(np.zeros((1, *input_shape), np.float32)), "")
+            yield macs
     finally:
+        for layer in counted:
+            del layer.forward
         model.train(was_training)
-    if print_table:
-        width = max(len(r["layer"]) for r in rows)
-        print(f"{'layer':<{width}}  {'output shape':<16}{'parameters':>12}")
-        for r in rows:
-            shape = " x ".join(map(str, r["output_shape"]))
-            print(f"{r['layer']:<{width}}  {shape:<16}{r['parameters']:>12,}")
-        print(f"{'total':<{width}}  {'':<16}{sum(r['parameters'] for r in rows):>12,}")
-    return rows

@@ -1,6 +1,7 @@
-"""Smoke test of experiments/benchmark.py: it runs, writes its JSON, and counts FLOPs right.
+"""Smoke tests of experiments/benchmark.py and its bench/ package: they run, write their JSON,
+count FLOPs right, and build PyTorch twins that compute what tapegrad computes.
 
-Speed itself is never asserted here; that is what the benchmark is for.
+Speed itself is never asserted here; that is what the benchmark is for. Settings are tiny.
 """
 
 import importlib.util
@@ -8,77 +9,149 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import tapegrad as tg
 from tapegrad import nn
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "benchmark.py"
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+SCRIPT = EXPERIMENTS / "benchmark.py"
+TINY = ["--rounds", "1", "--seconds", "0.01", "--no-torch"]
 
 
 @pytest.fixture(scope="module")
 def benchmark():
+    sys.path.insert(0, str(EXPERIMENTS))  # the script imports bench/ and the starters
     spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["benchmark"] = module  # dataclasses look their module up there
+    sys.modules["benchmark"] = module
     try:
         spec.loader.exec_module(module)
         yield module
     finally:
         del sys.modules["benchmark"]
+        sys.path.remove(str(EXPERIMENTS))
 
 
 def test_main_writes_positive_images_per_second(benchmark, tmp_path):
     path = tmp_path / "results" / "bench.json"
-    argv = ["--networks", "cifar_starter", "--batch-sizes", "4", "2", "--rounds", "1"]
-    benchmark.main([*argv, "--seconds", "0.01", "--no-torch", "--json", str(path)])
+    argv = ["--networks", "cifar_starter", "--batch-sizes", "4", "2"]
+    benchmark.main([*argv, *TINY, "--json", str(path)])
 
     results = json.loads(path.read_text())
     cells = {(c["network"], c["batch_size"]): c for c in results["results"]}
     assert set(cells) == {("cifar_starter", 4), ("cifar_starter", 2)}
     for cell in cells.values():
+        assert cell["mode"] == "train" and cell["threads"] == "all"
         assert cell["tapegrad"]["images_per_second"] > 0
         assert cell["tapegrad"]["gflops_per_second"] > 0
         assert cell["torch"] is None and cell["ratio"] is None
-    assert results["latency"] is None
+    assert results["latency"] is None and results["memory"] == []
+    assert results["sgemm_peak_gflops"]["all"] > 0
     assert 0.0 <= results["machine"]["other_processes_cpu_share"] <= 1.0
 
 
+def test_eval_one_thread_and_memory_rows(benchmark, tmp_path):
+    path = tmp_path / "bench.json"
+    argv = ["--networks", "mlp", "cifar_starter", "--batch-sizes", "2", "--eval"]
+    argv += ["--eval-batch-sizes", "1", "--one-thread", "--memory", "--memory-batch-size", "2"]
+    results = benchmark.main([*argv, *TINY, "--json", str(path)])
+
+    assert json.loads(path.read_text())["results"] == json.loads(json.dumps(results["results"]))
+    rows = {(c["network"], c["mode"], c["batch_size"], c["threads"]) for c in results["results"]}
+    # both networks train, only the convolutional one is evaluated; each row also on 1 thread
+    assert rows == {
+        (network, mode, batch, threads)
+        for network, mode, batch in [
+            ("mlp", "train", 2),
+            ("cifar_starter", "train", 2),
+            ("cifar_starter", "eval", 1),
+        ]
+        for threads in ("all", 1)
+    }
+    for cell in results["results"]:
+        assert cell["tapegrad"]["images_per_second"] > 0
+    assert results["sgemm_peak_gflops"]["1"] > 0
+    memory = {row["network"]: row for row in results["memory"]}
+    assert set(memory) == {"mlp", "cifar_starter"}
+    for row in memory.values():
+        assert row["tapegrad"]["peak_mib"] >= row["tapegrad"]["before_model_mib"] > 0
+        assert row["torch"] is None
+
+
+def test_haswell_column_comes_from_a_haswell_worker(benchmark, monkeypatch, tmp_path):
+    calls = []
+
+    def fake_worker(task, environment=None):
+        calls.append((task, environment))
+        return {"ratio": 0.5, "tapegrad": {"images_per_second": 1.0}}
+
+    monkeypatch.setattr(benchmark, "run_worker", fake_worker)
+    args = benchmark.parse_arguments(["--haswell", "--haswell-cache", str(tmp_path), *TINY])
+    cell = benchmark.measure_row(args, "mlp", 2, "train", ("tapegrad",), one_thread=True)
+
+    assert cell["haswell"]["ratio"] == 0.5 and cell["threads"] == 1
+    (one_thread_task, one_thread_env), (haswell_task, haswell_env) = calls
+    assert one_thread_env == {"NUMBA_NUM_THREADS": "1"} and one_thread_task == haswell_task
+    assert haswell_env["NUMBA_CPU_NAME"] == "haswell"
+    assert haswell_env["NUMBA_CACHE_DIR"] == str(tmp_path)
+    assert "-avx512f" in haswell_env["NUMBA_CPU_FEATURES"]
+    assert haswell_env["NUMBA_NUM_THREADS"] == "1"
+
+
 def test_own_cpu_time_counts_this_process(benchmark):
-    start_own, start_busy = benchmark.own_cpu_seconds(), benchmark.busy_cpu_seconds()
+    from bench.machine import busy_cpu_seconds, own_cpu_seconds
+
+    start_own, start_busy = own_cpu_seconds(), busy_cpu_seconds()
     sum(i * i for i in range(2_000_000))  # about 0.1 s of CPU
-    spent = benchmark.own_cpu_seconds() - start_own
+    spent = own_cpu_seconds() - start_own
     assert spent > 0.02
-    assert benchmark.busy_cpu_seconds() - start_busy >= 0.5 * spent  # the machine saw it too
+    assert busy_cpu_seconds() - start_busy >= 0.5 * spent  # the machine saw it too
 
 
-def test_count_macs_by_hand(benchmark):
-    model = nn.Sequential(
-        nn.Conv2d(1, 2, 3, padding=1),  # 1x4x4 -> 2x4x4: 2*4*4 outputs x 1*3*3 = 288
-        nn.ReLU(),
-        nn.MaxPool2d(2),  # -> 2x2x2, not counted
-        nn.Conv2d(2, 3, 2, stride=2),  # -> 3x1x1: 3 outputs x 2*2*2 = 24
-        nn.Flatten(),
-        nn.Linear(3, 5),  # 5 outputs x 3 = 15
-    )
-    assert benchmark.count_macs(model, (1, 4, 4)) == 288 + 24 + 15
-    assert benchmark.training_flops_per_image(model, (1, 4, 4)) == 6 * (288 + 24 + 15)
+def test_network_flops(benchmark):
+    from bench.networks import network_flops
 
-
-def test_airbench_conv_flops(benchmark):
     # stem 32x32x64 from 3x3x3; per block (c_in -> c, size s): s*s*c*9*c_in + (s/2)^2*c*9*c
     macs = 32 * 32 * 64 * 27
     macs += 32 * 32 * 64 * 9 * 64 + 16 * 16 * 64 * 9 * 64
     macs += 16 * 16 * 256 * 9 * 64 + 8 * 8 * 256 * 9 * 256
     macs += 8 * 8 * 256 * 9 * 256 + 4 * 4 * 256 * 9 * 256
     macs += 256 * 10
-    assert benchmark.network_flops("airbench_conv") == 6 * macs
+    assert network_flops("airbench_conv") == 6 * macs
+    assert network_flops("airbench_conv", "eval") == 2 * macs
+    assert network_flops("mlp") == 6 * (784 * 256 + 256 * 256 + 256 * 10)
 
 
 @pytest.mark.parametrize("network", ["mnist_starter", "cifar_starter"])
-def test_definitions_match_the_starter_scripts(benchmark, network, monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # the scripts import their neighbours
-    spec = importlib.util.spec_from_file_location(network, SCRIPT.parent / f"{network}.py")
-    starter = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(starter)
-    shapes = [p.shape for p in starter.build_model().parameters()]
-    assert [p.shape for p in benchmark.NETWORKS[network].build(nn).parameters()] == shapes
+def test_starters_are_the_scripts_own_build_model(benchmark, network):
+    from bench.networks import NETWORKS
+
+    starter = importlib.import_module(network)  # experiments/ is on the path (fixture)
+    assert NETWORKS[network].build is starter.build_model
+
+
+@pytest.mark.parametrize("network", ["mnist_starter", "mlp", "airbench"])
+def test_torch_twin_computes_the_same_logits(benchmark, network):
+    torch = pytest.importorskip("torch")
+    from bench.networks import NETWORKS, to_torch
+
+    tg.manual_seed(0)
+    model = NETWORKS[network].build().eval()
+    twin = to_torch(model).eval()
+    x = np.random.default_rng(0).standard_normal((2, *NETWORKS[network].input_shape), np.float32)
+    with tg.no_grad(), torch.no_grad():
+        ours = model(tg.as_tensor(x)).data
+        theirs = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
+    frozen = [p.requires_grad for p in model.parameters()]
+    assert [p.requires_grad for p in twin.parameters()] == frozen
+
+
+def test_to_torch_refuses_layers_without_a_twin(benchmark):
+    pytest.importorskip("torch")
+    from bench.networks import to_torch
+
+    with pytest.raises(TypeError, match="Dropout"):
+        to_torch(nn.Sequential(nn.Linear(2, 2), nn.Dropout()))

@@ -124,3 +124,37 @@ def test_sequential_fuses_conv_relu_and_pool_into_one_recorded_op():
     layer_by_layer.sum().backward()
     for fused_grad, p in zip(fused_grads, model.parameters(), strict=True):
         np.testing.assert_allclose(fused_grad, p.grad, rtol=1e-5, atol=1e-6)
+
+
+# --- count_macs and summary's MACs (issue 12: one MAC counter) ------------------------------
+def test_count_macs_by_hand():
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1),  # 1x4x4 -> 2x4x4: 2*4*4 outputs x 1*3*3 = 288
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # -> 2x2x2, not counted
+        nn.Conv2d(2, 3, 2, stride=2),  # -> 3x1x1: 3 outputs x 2*2*2 = 24
+        nn.Flatten(),
+        nn.Linear(3, 5),  # 5 outputs x 3 = 15
+    )
+    assert nn.count_macs(model, (1, 4, 4)) == 288 + 24 + 15
+    rows = nn.summary(model, (1, 4, 4), print_table=False)
+    assert [row["macs"] for row in rows] == [288, 0, 0, 24, 0, 15]
+    assert model.training  # the counter restores the mode
+    assert "forward" not in vars(model[0])  # and removes its wrappers
+
+
+def test_count_macs_of_a_fused_conv_counts_the_conv_output_before_pooling():
+    # Conv2d, ReLU, MaxPool2d(2) run fused in forward; 1x5x5 -> 4x5x5 (pooled to 4x2x2)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+    assert nn.count_macs(model, (1, 5, 5)) == 4 * 5 * 5 * 9
+
+
+def test_count_macs_follows_any_forward():
+    class TwoBranches(nn.Module):
+        def __init__(self):
+            self.branches = [nn.Linear(4, 3), nn.Linear(4, 2, bias=False)]
+
+        def forward(self, x):
+            return self.branches[0](x).sum() + self.branches[1](x).sum()
+
+    assert nn.count_macs(TwoBranches(), (4,)) == 12 + 8
