@@ -421,7 +421,9 @@ def backward(
     # The input gradient: the same convolution of grad_out padded by 2 - pad with the filters
     # rotated by 180 degrees and C, K swapped, which the weight transform reads from w directly.
     u = _transformed_weights(w, transposed=True)
-    return _convolve_transformed(grad_out, u, np.zeros(channels, grad_out.dtype), KERNEL - 1 - pad), dw
+    return _convolve_transformed(
+        grad_out, u, np.zeros(channels, grad_out.dtype), KERNEL - 1 - pad
+    ), dw
 
 
 # --- the convolution-method interface of kernels.conv ------------------------------------
