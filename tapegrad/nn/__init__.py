@@ -1,5 +1,7 @@
 """Modules (layers) in PyTorch's style, built on the engine's primitives."""
 
+from tapegrad.nn import init
+from tapegrad.nn.containers import ModuleDict, ModuleList, ParameterDict, ParameterList
 from tapegrad.nn.modules import (
     GELU,
     BatchNorm2d,
@@ -9,12 +11,14 @@ from tapegrad.nn.modules import (
     Flatten,
     GlobalAvgPool2d,
     GlobalMaxPool2d,
+    IncompatibleKeys,
     Linear,
     MaxPool2d,
     Module,
     Parameter,
     ReLU,
     Sequential,
+    StateDictError,
     dirac_,
     he_normal,
     summary,
@@ -30,14 +34,21 @@ __all__ = [
     "Flatten",
     "GlobalAvgPool2d",
     "GlobalMaxPool2d",
+    "IncompatibleKeys",
     "Linear",
     "MaxPool2d",
     "Module",
+    "ModuleDict",
+    "ModuleList",
     "Parameter",
+    "ParameterDict",
+    "ParameterList",
     "ReLU",
     "Sequential",
+    "StateDictError",
     "dirac_",
     "he_normal",
+    "init",
     "summary",
     "whitening_filters",
 ]
