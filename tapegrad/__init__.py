@@ -8,7 +8,7 @@ gradcheck) <- the library (`nn`, `optim`, `train`, `data`, `augment`, `io`) <-
 
 from types import ModuleType as _ModuleType
 
-from tapegrad import data, nn, optim
+from tapegrad import data, nn, optim, train  # tg.train.fit; `train` stays out of *
 from tapegrad.data import CIFAR10_CLASSES, load_cifar10, load_mnist
 from tapegrad.engine.gradcheck import GradcheckError, gradcheck
 from tapegrad.engine.ops import *  # noqa: F403  (every primitive, by name)
