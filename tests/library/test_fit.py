@@ -2,7 +2,6 @@
 hooks; checkpoints that hold every stateful object (issue 13, items 12-15); edge inputs (18)."""
 
 import csv
-import os
 import subprocess
 import sys
 import textwrap
@@ -255,11 +254,10 @@ def test_a_killed_process_resumes_bit_identically(tmp_path):
     """Issue 13, item 12, with a real SIGKILL in the middle of the run."""
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(_KILLED_RUN))
-    env = {**os.environ, "PYTHONPATH": str(Path(tg.__file__).parents[1])}
 
     def run(checkpoint, seed, kill_at):
         command = [sys.executable, str(script), str(checkpoint), str(seed), str(kill_at)]
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
     straight = run(tmp_path / "a.npz", 0, -1)
     assert straight.returncode == 0, straight.stderr
