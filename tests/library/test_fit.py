@@ -375,3 +375,61 @@ def test_fit_needs_a_length():
         _fit(*_setup(), x, y)
     with pytest.raises(TypeError, match="cannot checkpoint a object"):
         _fit(*_setup(), x, y, iterations=1, state={"thing": object()})
+
+
+def test_cifar_improves_loop_fits_in_the_hooks():
+    """What experiments/cifar_improve.py's own loop does, through fit: augmentation seeing the
+    indices and the epoch, a schedule driven by the share of the budget used, a lookahead
+    average every few steps, a stop when the budget is spent, whole batches only."""
+    from tapegrad import augment
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (40, 3, 8, 8)).astype(np.uint8)
+    labels = rng.integers(0, 10, 40)
+    tg.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 10)
+    )
+    optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    progress = {"fraction": 0.0}
+    budget_steps = 7  # a stand-in for the wall-clock budget, to keep the test deterministic
+    schedule = optim.triangular(1, 0.25, 0.2, 0.0)
+    scheduler = optim.LRScheduler(optimizer, lambda _: schedule(progress["fraction"]))
+    lookahead = optim.ExponentialMovingAverage(model, 0.95)
+    augment_rng = np.random.default_rng(1)
+    seen = []
+
+    def augment_batch(batch, indices, epoch):
+        seen.append((epoch, len(indices)))
+        batch = augment.random_crop(batch, 2, augment_rng)
+        batch = augment.alternating_flip(batch, indices, epoch, 0)
+        return batch.astype(np.float32) / 255
+
+    class Lookahead(tg.train.Callback):
+        def on_step_end(self, state, logs):
+            if state.iteration % 3 == 0:
+                lookahead.update(state.model, 0.95 * progress["fraction"] ** 3)
+                lookahead.copy_to(state.model)
+
+    def budget_spent(state):
+        progress["fraction"] = min(state.iteration / budget_steps, 1.0)
+        return progress["fraction"] >= 1.0
+
+    history = _fit(
+        model,
+        optimizer,
+        images,
+        labels,
+        batch_size=16,
+        epochs=100,
+        drop_last=True,
+        batch_transform=augment_batch,
+        schedulers=[scheduler],
+        callbacks=[Lookahead()],
+        stop_when=budget_spent,
+        state={"augment": augment_rng},
+    )
+    assert seen == [(e, 16) for e in (0, 0, 1, 1, 2, 2, 3)]  # 2 whole batches a pass
+    assert history.iteration[-1] == 7 and history.stopped == "stop_when returned True"
+    # stepped after every step with the share used before it, as cifar_improve's loop does
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * schedule(6 / 7))
