@@ -66,10 +66,10 @@ class ConvGroup(nn.Module):
     """conv3x3 - maxpool2 - BN - GELU - conv3x3 - BN - GELU, convolutions identity-initialised."""
 
     def __init__(self, in_channels: int, out_channels: int, bn_momentum: float) -> None:
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False, init="he")
         self.pool = nn.MaxPool2d(2)
         self.norm1 = nn.BatchNorm2d(out_channels, 1e-12, bn_momentum, freeze_weight=True)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False, init="he")
         self.norm2 = nn.BatchNorm2d(out_channels, 1e-12, bn_momentum, freeze_weight=True)
         for conv in (self.conv1, self.conv2):
             nn.dirac_(conv.weight.data[: conv.in_channels])
@@ -81,7 +81,7 @@ class ConvGroup(nn.Module):
 
 class Net(nn.Module):
     def __init__(self, widths: tuple[int, int, int], bn_momentum: float, head_scale: float):
-        self.whiten = nn.Conv2d(3, 24, 2, padding=0)
+        self.whiten = nn.Conv2d(3, 24, 2, padding=0, init="he")
         self.whiten.weight.requires_grad = False
         self.groups = [
             ConvGroup(24, widths[0], bn_momentum),
@@ -89,7 +89,7 @@ class Net(nn.Module):
             ConvGroup(widths[1], widths[2], bn_momentum),
         ]
         self.pool = nn.GlobalMaxPool2d()
-        self.head = nn.Linear(widths[2], 10, bias=False, scale=head_scale)
+        self.head = nn.Linear(widths[2], 10, bias=False, scale=head_scale, init="he")
 
     def forward(self, x: Tensor) -> Tensor:
         x = tg.gelu(self.whiten(x), approximate="tanh")

@@ -32,13 +32,13 @@ SETTINGS = {
 def build_model() -> nn.Sequential:
     """conv5 3-16, relu, pool, conv5 16-16, relu, linear 4096-10 (the skeleton's init)."""
     model = nn.Sequential(
-        nn.Conv2d(3, 16, 5, padding=2),
+        nn.Conv2d(3, 16, 5, padding=2, init="he"),
         nn.ReLU(),
         nn.MaxPool2d(2),
-        nn.Conv2d(16, 16, 5, padding=2),
+        nn.Conv2d(16, 16, 5, padding=2, init="he"),
         nn.ReLU(),
         nn.Flatten(),
-        nn.Linear(4096, 10),
+        nn.Linear(4096, 10, init="he"),
     )
     model[0].weight.data[...] = nn.he_normal((16, 3, 5, 5), scale=0.1)
     model[3].weight.data[...] = nn.he_normal((16, 16, 5, 5), scale=0.1)

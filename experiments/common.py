@@ -78,6 +78,7 @@ def run_starter(
         y_train,
         iterations=args.iterations,
         batch_size=args.batch_size,
+        shuffle="once",  # the course's loop: one shuffle, walked through in order
         seed=args.seed,
         progress=not args.no_progress,
         callback=None if scheduler is None else lambda iteration, loss: scheduler.step(),

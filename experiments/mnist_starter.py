@@ -33,16 +33,16 @@ SETTINGS = {
 def build_model() -> nn.Sequential:
     """conv5 1-16, relu, pool, conv5 16-16, relu, conv5 16-16, relu, pool, linear 784-10."""
     model = nn.Sequential(
-        nn.Conv2d(1, 16, 5, padding=2),
+        nn.Conv2d(1, 16, 5, padding=2, init="he"),
         nn.ReLU(),
         nn.MaxPool2d(2),
-        nn.Conv2d(16, 16, 5, padding=2),
+        nn.Conv2d(16, 16, 5, padding=2, init="he"),
         nn.ReLU(),
-        nn.Conv2d(16, 16, 5, padding=2),
+        nn.Conv2d(16, 16, 5, padding=2, init="he"),
         nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(784, 10),
+        nn.Linear(784, 10, init="he"),
     )
     # The skeleton scaled the first layer as if it had 3 input channels: N(0,1)/sqrt(5*5*3/2).
     model[0].weight.data[...] = nn.he_normal((16, 1, 5, 5), fan_in=5 * 5 * 3)

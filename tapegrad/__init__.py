@@ -8,7 +8,7 @@ gradcheck) <- the library (`nn`, `optim`, `train`, `data`, `augment`, `io`) <-
 
 from types import ModuleType as _ModuleType
 
-from tapegrad import autograd, data, nn, optim
+from tapegrad import autograd, data, nn, optim, train  # tg.train.fit; `train` stays out of *
 from tapegrad.data import CIFAR10_CLASSES, load_cifar10, load_mnist
 from tapegrad.engine.factories import *  # noqa: F403  (zeros, ones, arange, randn, ...)
 from tapegrad.engine.gradcheck import GradcheckError, gradcheck

@@ -1,6 +1,8 @@
 """Modules (layers) in PyTorch's style, built on the engine's primitives."""
 
+from tapegrad.nn import init
 from tapegrad.nn import utils as utils
+from tapegrad.nn.containers import ModuleDict, ModuleList, ParameterDict, ParameterList
 from tapegrad.nn.modules import (
     GELU,
     BatchNorm2d,
@@ -10,12 +12,14 @@ from tapegrad.nn.modules import (
     Flatten,
     GlobalAvgPool2d,
     GlobalMaxPool2d,
+    IncompatibleKeys,
     Linear,
     MaxPool2d,
     Module,
     Parameter,
     ReLU,
     Sequential,
+    StateDictError,
     count_macs,
     dirac_,
     he_normal,
@@ -32,15 +36,22 @@ __all__ = [
     "Flatten",
     "GlobalAvgPool2d",
     "GlobalMaxPool2d",
+    "IncompatibleKeys",
     "Linear",
     "MaxPool2d",
     "Module",
+    "ModuleDict",
+    "ModuleList",
     "Parameter",
+    "ParameterDict",
+    "ParameterList",
     "ReLU",
     "Sequential",
+    "StateDictError",
     "count_macs",
     "dirac_",
     "he_normal",
+    "init",
     "summary",
     "whitening_filters",
 ]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -13,15 +14,48 @@ from tapegrad.engine import ops
 from tapegrad.engine.rng import generator
 from tapegrad.engine.tape import no_grad
 from tapegrad.engine.tensor import Tensor, as_tensor
+from tapegrad.nn import init as initialisers
+from tapegrad.nn.init import copy_into, dirac_  # noqa: F401  (nn.dirac_, as before)
+
+_GRAD_SLOT = Tensor.grad  # the slot that Parameter.grad wraps
 
 
 class Parameter(Tensor):
-    """A tensor that a Module owns and an optimiser updates (requires a gradient by default)."""
+    """A tensor that a Module owns and an optimiser updates (requires a gradient by default).
 
-    __slots__ = ()
+    A Parameter that a Module keeps in a plain list or dict is not registered (the optimiser
+    and the state dict never see it): it warns once, the first time it receives a gradient.
+    """
+
+    __slots__ = ("_unregistered_in",)
 
     def __init__(self, data: Any, requires_grad: bool = True, dtype: Any = None) -> None:
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+
+    @property
+    def grad(self) -> np.ndarray | None:
+        return _GRAD_SLOT.__get__(self, Tensor)
+
+    @grad.setter
+    def grad(self, value: np.ndarray | None) -> None:
+        _GRAD_SLOT.__set__(self, value)
+        if value is not None and getattr(self, "_unregistered_in", None):
+            warnings.warn(
+                f"a Parameter of shape {self.shape} kept in {self._unregistered_in} received a "
+                "gradient, but a plain list or dict does not register it: the optimiser will "
+                "not update it and the state dict leaves it out. Keep it in nn.ParameterList, "
+                "nn.ParameterDict, nn.ModuleList or nn.ModuleDict instead.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self._unregistered_in = ""  # once per parameter
+
+    def _mark_unregistered(self, where: str) -> None:
+        if getattr(self, "_unregistered_in", None) is None:
+            self._unregistered_in = where
+
+    def _mark_registered(self) -> None:
+        self._unregistered_in = None
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
@@ -36,19 +70,6 @@ def he_normal(shape: tuple[int, ...], fan_in: int | None = None, scale: float = 
     fan_in = fan_in or math.prod(shape[1:])
     values = generator().standard_normal(shape) * (scale / math.sqrt(fan_in / 2))
     return values.astype(np.float32)
-
-
-def dirac_(weight: np.ndarray) -> np.ndarray:
-    """Make the first min(C_out, C_in) filters of a conv weight identities (in place).
-
-    Filter i then passes input channel i through unchanged (a 1 at the kernel's centre), so
-    a freshly initialised deep stack starts close to the identity map.
-    """
-    out_channels, in_channels, kh, kw = weight.shape
-    count = min(out_channels, in_channels)
-    weight[:count] = 0
-    weight[np.arange(count), np.arange(count), kh // 2, kw // 2] = 1
-    return weight
 
 
 def whitening_filters(images: np.ndarray, kernel_size: int = 2, eps: float = 5e-4) -> np.ndarray:
@@ -69,23 +90,90 @@ def whitening_filters(images: np.ndarray, kernel_size: int = 2, eps: float = 5e-
 
 
 # --- Module ---------------------------------------------------------------------------
+#: While `summary` runs: called with (module, output) after every module's forward.
+_forward_observer: Callable[[Module, Any], None] | None = None
+
+
+class IncompatibleKeys(NamedTuple):
+    """What `load_state_dict` returns: the keys it did not find, and the keys it ignored."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class StateDictError(ValueError, RuntimeError):
+    """A state dict does not fit a model (a ValueError, and a RuntimeError as in PyTorch)."""
+
+
 class Module:
     """Base class of layers and networks: parameters and submodules are found by attribute.
 
     Attributes holding a Parameter, a Module, or a list/tuple of Modules are part of the
-    model; names follow the attribute path ("features.0.weight"). Arrays named in
-    `_buffers` (running statistics, say) are saved in the state dict too.
+    model; names follow the attribute path ("features.0.weight"). Keep Parameters and
+    Modules in lists or dicts through `ParameterList`, `ParameterDict`, `ModuleList` and
+    `ModuleDict`: ones hidden in a plain dict or list are not registered, and warn when they
+    receive a gradient. Arrays named in `_buffers`, or registered with `register_buffer`
+    (running statistics, say), are saved in the state dict too.
     """
 
     training: bool = True
     _buffers: tuple[str, ...] = ()
+    _non_persistent_buffers: tuple[str, ...] = ()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        output = self.forward(*args, **kwargs)
+        if _forward_observer is not None:
+            _forward_observer(self, output)
+        return output
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not define forward().")
 
+    # --- registration ---------------------------------------------------------------
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Add `param` (or None, a placeholder) as the attribute `name`."""
+        self._check_new_name(name, "register_parameter")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(
+                f"{type(self).__name__}.register_parameter: {name!r} must be a Parameter or "
+                f"None, got {type(param).__name__}."
+            )
+        setattr(self, name, param)
+
+    def register_buffer(self, name: str, tensor: Any, persistent: bool = True) -> None:
+        """Add an array that is state but not a parameter (running statistics, say).
+
+        It is saved in the state dict unless `persistent=False`; None is a placeholder.
+        """
+        self._check_new_name(name, "register_buffer")
+        if tensor is not None and not isinstance(tensor, np.ndarray | Tensor):
+            raise TypeError(
+                f"{type(self).__name__}.register_buffer: {name!r} must be an array, a Tensor "
+                f"or None, got {type(tensor).__name__}."
+            )
+        setattr(self, name, tensor)
+        if name not in self._buffers:
+            self._buffers = (*self._buffers, name)
+        if not persistent and name not in self._non_persistent_buffers:
+            self._non_persistent_buffers = (*self._non_persistent_buffers, name)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Add `module` as the attribute `name`."""
+        self._check_new_name(name, "add_module")
+        setattr(self, name, module)
+
+    register_module = add_module
+
+    def _check_new_name(self, name: str, method: str) -> None:
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(
+                f"{type(self).__name__}.{method}: the name must be a non-empty string without "
+                f"dots, got {name!r}."
+            )
+        if hasattr(type(self), name):
+            raise KeyError(f"{type(self).__name__}.{method}: {name!r} is a class attribute.")
+
+    # --- walking the tree -----------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, Module]]:
         for name, value in vars(self).items():
             if isinstance(value, Module):
@@ -95,59 +183,155 @@ class Module:
                     if isinstance(item, Module):
                         yield f"{name}.{i}", item
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+    def children(self) -> Iterator[Module]:
+        for _, child in self.named_children():
+            yield child
+
+    def named_modules(
+        self, memo: set[int] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
+        """This module and every submodule, depth first, each once (by identity)."""
+        if isinstance(memo, str):  # named_modules("prefix"), this project's old signature
+            memo, prefix = None, memo
+        memo = set() if memo is None else memo
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, child in self.named_children():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+            yield from child.named_modules(
+                memo, f"{prefix}.{name}" if prefix else name, remove_duplicate
+            )
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        for module_name, module in self.named_modules(prefix):
-            for name, value in vars(module).items():
-                if isinstance(value, Parameter):
-                    yield (f"{module_name}.{name}" if module_name else name), value
+    def modules(self) -> Iterator[Module]:
+        for _, module in self.named_modules():
+            yield module
 
-    def parameters(self) -> list[Parameter]:
-        return [p for _, p in self.named_parameters()]
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call `fn` on every submodule (children first) and on this module; returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
-    def zero_grad(self) -> None:
+    def _named_own_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """This module's own parameters (not its children's), by attribute name."""
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield name, value
+
+    def _hidden_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """Parameters in this module's plain lists, tuples, dicts and sets (and those of the
+        Modules in its plain dicts and sets): not registered, so never trained or saved."""
+        for attribute, value in vars(self).items():
+            if not isinstance(value, list | tuple | dict | set):
+                continue
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                where = f"{type(self).__name__}.{attribute}[{key!r}]"
+                if isinstance(item, Parameter):
+                    yield where, item
+                elif isinstance(item, Module) and isinstance(value, dict | set):
+                    for p in item.parameters():
+                        yield where, p
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        """Every parameter by state-dict name; a parameter shared by two layers comes once."""
+        modules = self.named_modules(prefix=prefix) if recurse else iter([(prefix, self)])
+        seen: set[int] = set()
+        hidden: list[tuple[str, Parameter]] = []
+        for module_name, module in modules:
+            hidden.extend(module._hidden_parameters())
+            for name, value in module._named_own_parameters():
+                if id(value) in seen and remove_duplicate:
+                    continue
+                seen.add(id(value))
+                value._mark_registered()
+                yield (f"{module_name}.{name}" if module_name else name), value
+        for where, p in hidden:  # reached only when the walk is complete
+            if id(p) not in seen:
+                p._mark_unregistered(where)
+
+    def parameters(self, recurse: bool = True) -> list[Parameter]:
+        return [p for _, p in self.named_parameters(recurse=recurse)]
+
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """Every buffer's array by state-dict name, live (not copied)."""
+        modules = self.named_modules(prefix=prefix) if recurse else iter([(prefix, self)])
+        for module_name, module in modules:
+            for name in module._buffers:
+                value = getattr(module, name)
+                if value is not None:
+                    array = value.data if isinstance(value, Tensor) else value
+                    yield (f"{module_name}.{name}" if module_name else name), array
+
+    def buffers(self, recurse: bool = True) -> Iterator[np.ndarray]:
+        for _, array in self.named_buffers(recurse=recurse):
+            yield array
+
+    # --- modes and gradients --------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Set `requires_grad` on every parameter (freeze with False); returns self."""
         for p in self.parameters():
-            p.grad = None
+            p.requires_grad = requires_grad
+        return self
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient (or fill it with zeros, `set_to_none=False`)."""
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.fill(0)
 
     def train(self, mode: bool = True) -> Module:
-        for _, module in self.named_modules():
+        for module in self.modules():
             module.training = mode
         return self
 
     def eval(self) -> Module:
         return self.train(False)
 
+    # --- state ----------------------------------------------------------------------
     def named_arrays(self) -> Iterator[tuple[str, np.ndarray]]:
-        """Every parameter's and buffer's array by state-dict name, live (not copied)."""
-        for name, p in self.named_parameters():
-            yield name, p.data
+        """Every parameter's and saved buffer's array by state-dict name, live (not copied)."""
+        for name, target in self._state_targets():
+            yield name, target.data if isinstance(target, Tensor) else getattr(*target)
+
+    def _state_targets(self) -> Iterator[tuple[str, Any]]:
+        """State-dict names with what holds each value: a Parameter, or (module, attribute)."""
+        yield from self.named_parameters()
         for module_name, module in self.named_modules():
-            for buffer in module._buffers:
-                yield (
-                    (f"{module_name}.{buffer}" if module_name else buffer),
-                    getattr(module, buffer),
-                )
+            for name in module._buffers:
+                value = getattr(module, name)
+                if value is None or name in module._non_persistent_buffers:
+                    continue
+                key = f"{module_name}.{name}" if module_name else name
+                yield key, value if isinstance(value, Tensor) else (module, name)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of every parameter and buffer, by name."""
         return {name: array.copy() for name, array in self.named_arrays()}
 
-    def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> None:
-        """Copy `state` into the model; a key or shape that does not fit raises ValueError.
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Copy `state_dict` into the model; returns (missing_keys, unexpected_keys).
 
-        With `strict=False`, missing and unexpected keys are ignored (shapes still must fit).
+        Keys that do not match raise StateDictError unless `strict=False`; shapes must always
+        fit. Works also while a forward pass holds the parameters (they get new arrays).
         """
+        targets = dict(self._state_targets())
         own = dict(self.named_arrays())
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
         mismatched = [
-            f"{k}: checkpoint {tuple(np.shape(state[k]))}, model {own[k].shape}"
+            f"{k}: checkpoint {tuple(np.shape(state_dict[k]))}, model {own[k].shape}"
             for k in own
-            if k in state and tuple(np.shape(state[k])) != own[k].shape
+            if k in state_dict and tuple(np.shape(state_dict[k])) != own[k].shape
         ]
         problems = []
         if strict and missing:
@@ -157,14 +341,25 @@ class Module:
         if mismatched:
             problems.append(f"mismatched shapes [{'; '.join(mismatched)}]")
         if problems:
-            raise ValueError(
+            raise StateDictError(
                 f"load_state_dict: the state does not fit {type(self).__name__}: "
                 + ", ".join(problems)
                 + "."
             )
-        for name, array in own.items():
-            if name in state:
-                array[...] = state[name]
+        for name, target in targets.items():
+            if name not in state_dict:
+                continue
+            value = np.asarray(state_dict[name])
+            if isinstance(target, Tensor):
+                copy_into(target, value)
+            else:
+                module, attribute = target
+                array = getattr(module, attribute)
+                if array.flags.writeable:
+                    array[...] = value
+                else:
+                    setattr(module, attribute, value.astype(array.dtype))
+        return IncompatibleKeys(missing, unexpected)
 
     def extra_repr(self) -> str:
         return ""
@@ -196,7 +391,8 @@ class Sequential(Module):
     def forward(self, x: Tensor) -> Tensor:
         i = 0
         while i < len(self.layers):
-            fused = _fused_after(self.layers, i)  # the same values, fewer passes over them
+            # the same values in fewer passes; layer by layer while `summary` watches
+            fused = _fused_after(self.layers, i) if _forward_observer is None else {}
             x = self.layers[i](x, **fused)
             i += 1 + len(fused)
         return x
@@ -237,6 +433,35 @@ def _check_input(layer: Module, x: Tensor, ndim: int, axis: int, size: int, expe
         raise ValueError(f"{layer!r} got input of shape {x.shape}, expected {expected}.")
 
 
+#: How Linear and Conv2d initialise: "pytorch" (the default), "he" (the course's), or a
+#: function of the weight's shape returning its array (the bias then starts at zero).
+Initialisation = str | Callable[[tuple[int, ...]], np.ndarray]
+
+
+def _initial_parameters(
+    shape: tuple[int, ...], bias: bool, init: Initialisation
+) -> tuple[Parameter, Parameter | None]:
+    """The weight and bias of a Linear or Conv2d layer, initialised as `init` says.
+
+    "pytorch": weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's default
+    (kaiming_uniform_ with a = sqrt(5) for the weight). "he": weight N(0, 2 / fan_in), the
+    assignment's, and bias 0.
+    """
+    if init == "pytorch":
+        weight = Parameter(np.empty(shape, np.float32))
+        initialisers.kaiming_uniform_(weight, a=math.sqrt(5))
+        bound = 1 / math.sqrt(math.prod(shape[1:]))
+        bias_values = generator().uniform(-bound, bound, shape[0]) if bias else None
+    elif init == "he" or callable(init):
+        weight = Parameter(he_normal(shape) if init == "he" else init(shape))
+        bias_values = np.zeros(shape[0]) if bias else None
+    else:
+        raise ValueError(f"init must be 'pytorch', 'he' or a function of the shape, got {init!r}.")
+    if bias_values is None:
+        return weight, None
+    return weight, Parameter(bias_values.astype(np.float32))
+
+
 class Linear(Module):
     """y = x W^T + b, times an optional constant output `scale` (W has shape (out, in))."""
 
@@ -246,11 +471,10 @@ class Linear(Module):
         out_features: int,
         bias: bool = True,
         scale: float = 1.0,
-        init: Callable[..., np.ndarray] = he_normal,
+        init: Initialisation = "pytorch",
     ) -> None:
         self.in_features, self.out_features, self.scale = in_features, out_features, scale
-        self.weight = Parameter(init((out_features, in_features)))
-        self.bias = Parameter(np.zeros(out_features, np.float32)) if bias else None
+        self.weight, self.bias = _initial_parameters((out_features, in_features), bias, init)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim < 1 or x.shape[-1] != self.in_features:
@@ -276,13 +500,13 @@ class Conv2d(Module):
         stride: int = 1,
         padding: int = 0,
         bias: bool = True,
-        init: Callable[..., np.ndarray] = he_normal,
+        init: Initialisation = "pytorch",
     ) -> None:
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
-        self.weight = Parameter(init((out_channels, in_channels, kh, kw)))
-        self.bias = Parameter(np.zeros(out_channels, np.float32)) if bias else None
+        shape = (out_channels, in_channels, kh, kw)
+        self.weight, self.bias = _initial_parameters(shape, bias, init)
 
     def forward(self, x: Tensor, relu: bool = False, pool: bool = False) -> Tensor:
         """The convolution of x; with relu then max(., 0), with pool then 2x2 max pooling
@@ -431,41 +655,47 @@ class CrossEntropyLoss(Module):
 
 # --- summary and multiply-accumulates -----------------------------------------------------
 def summary(model: Module, input_shape: tuple[int, ...], print_table: bool = True) -> list[dict]:
-    """Each layer's output shape, parameter count and MACs for one input of `input_shape`.
+    """Each leaf layer's output shape, parameter count and MACs for one input of `input_shape`.
 
-    Layers of a Sequential (nested ones too) get a row each; other modules one row. Returns
-    the rows ({"layer", "output_shape", "parameters", "macs"}) and prints them as a table;
+    Runs one zero input through any Module and records a row per call of a module without
+    submodules (or with parameters of its own), in call order. Returns the rows ({"layer",
+    "output_shape", "parameters", "macs"}) and prints them as a table with the model's total;
     "macs" are the multiply-accumulates of the Conv2d and Linear layers (see `count_macs`).
     """
+    global _forward_observer
+    names = {id(module): name for name, module in model.named_modules()}
     rows: list[dict] = []
+    counted = [0]  # MACs already given to a row
 
-    def run(module: Module, x: Tensor, name: str, macs: list[int]) -> Tensor:
-        if isinstance(module, Sequential):
-            for i, layer in enumerate(module.layers):
-                x = run(layer, x, f"{name}.{i}" if name else str(i), macs)
-            return x
-        before = macs[0]
-        y = module(x)
-        count = sum(p.numel() for p in module.parameters())
+    def observe(module: Module, output: Any) -> None:
+        own = sum(p.numel() for p in module.parameters(recurse=False))
+        if own == 0 and next(module.children(), None) is not None:
+            return  # a container: its layers have rows of their own
+        name = names.get(id(module), "?")
         rows.append(
             {
-                "layer": f"{name} {module!r}",
-                "output_shape": y.shape[1:],
-                "parameters": count,
-                "macs": macs[0] - before,
+                "layer": f"{name} {module!r}" if name else repr(module),
+                "output_shape": getattr(output, "shape", (None,))[1:],
+                "parameters": own,
+                "macs": macs[0] - counted[0],  # the layers finish in call order
             }
         )
-        return y
+        counted[0] = macs[0]
 
+    previous = _forward_observer
     with _counting_macs(model) as macs:
-        run(model, as_tensor(np.zeros((1, *input_shape), np.float32)), "", macs)
+        _forward_observer = observe
+        try:
+            model(as_tensor(np.zeros((1, *input_shape), np.float32)))
+        finally:
+            _forward_observer = previous
     if print_table:
-        width = max(len(r["layer"]) for r in rows)
+        width = max([len(r["layer"]) for r in rows] + [5])
         print(f"{'layer':<{width}}  {'output shape':<16}{'parameters':>12}{'MACs':>14}")
         for r in rows:
             shape = " x ".join(map(str, r["output_shape"]))
             print(f"{r['layer']:<{width}}  {shape:<16}{r['parameters']:>12,}{r['macs']:>14,}")
-        total = sum(r["parameters"] for r in rows), sum(r["macs"] for r in rows)
+        total = sum(p.numel() for p in model.parameters()), sum(r["macs"] for r in rows)
         print(f"{'total':<{width}}  {'':<16}{total[0]:>12,}{total[1]:>14,}")
     return rows
 
