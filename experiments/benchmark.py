@@ -44,6 +44,7 @@ import numpy as np
 
 import tapegrad as tg
 from tapegrad import nn, optim
+from tapegrad.io import write_json
 
 # Tiny, so that hundreds of steps do not memorise the fixed batch: a saturated loss leaves
 # gradients of zeros and denormals, which time differently. The work is the same at any rate.
@@ -505,10 +506,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if (share or 0.0) > 0.05 or machine["load_average"][0] > 0.5 * (os.cpu_count() or 1):
         print("warning: other processes were busy; PyTorch's threads suffer most from that.")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        temporary = args.json.with_name(args.json.name + ".tmp")
-        temporary.write_text(json.dumps(results, indent=2) + "\n")
-        temporary.replace(args.json)
+        write_json(args.json, results)
     return results
 
 

@@ -15,7 +15,7 @@ from tapegrad.engine.ops import *  # noqa: F403  (every primitive, by name)
 from tapegrad.engine.rng import manual_seed
 from tapegrad.engine.tape import enable_grad, is_grad_enabled, no_grad
 from tapegrad.engine.tensor import Tensor, as_tensor, ones, randn, tensor, zeros
-from tapegrad.io import load, save
+from tapegrad.io import CorruptedFileError, load, save
 
 __version__ = "0.1.0"
 

@@ -30,6 +30,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tapegrad.io import CorruptedFileError
+
 __all__ = [
     "CIFAR10_CLASSES",
     "DataCorruptedError",
@@ -104,7 +106,7 @@ class DataNotFoundError(FileNotFoundError):
     """A data set is in none of the searched folders and could not be downloaded."""
 
 
-class DataCorruptedError(ValueError):
+class DataCorruptedError(CorruptedFileError):
     """A data file is truncated, malformed or does not match its published SHA-256."""
 
 
