@@ -2,14 +2,17 @@
 and activations, forward and backward."""
 
 from .memory import keep_freed_memory
-from .threads import configure
+from .threads import start_thread_pool
 
-configure()
+# What importing tapegrad does to the process (README, "What importing tapegrad changes"):
+# numba's OpenMP pool starts, and glibc's malloc keeps freed memory (TAPEGRAD_MALLOC_TUNING=0
+# turns that off). BLAS's threads are left alone.
+start_thread_pool()
 keep_freed_memory()
 
 from .activations import gelu_forward, relu_backward, relu_forward  # noqa: E402
 from .channels import channel_affine, channel_sums, channel_totals  # noqa: E402
-from .conv import (  # noqa: E402  (threads are configured before any kernel runs)
+from .conv import (  # noqa: E402  (the pool starts before any kernel runs)
     ConvSaved,
     conv2d_backward,
     conv2d_forward,

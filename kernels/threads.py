@@ -1,15 +1,17 @@
-"""Thread settings: the kernels own both cores through numba's OpenMP layer; BLAS gets one thread.
+"""Thread settings: numba's pool for the kernels, BLAS through threadpoolctl, and the launch lock.
 
-Measured on the 2-core target machine:
-- a parallel launch costs 1.3 us with numba's OpenMP layer but ~100 us with the workqueue layer,
-  whose workers always sleep and take that long to wake on this VM; at batch 16 a training step
-  makes ~20 launches. OpenMP workers spin a few ms after each loop (libgomp's default, as for
-  PyTorch, which shares the library), so the launches of one step find them awake.
-- after any multithreaded GEMM, OpenBLAS's worker spins for ~100 ms, and every numba loop in that
-  window fights it for a core (a 12 us copy took 1.5 ms): a training step with one small GEMM
-  (the linear layer) ran 2.3x slower. The convolutions here need no BLAS at stride 1, so OpenBLAS
-  is set to one thread (im2col GEMMs at other strides run single-threaded).
-Both are defaults: NUMBA_THREADING_LAYER(_PRIORITY) and OPENBLAS_NUM_THREADS, when set, win.
+Importing tapegrad changes no thread setting of the process. It prefers numba's OpenMP
+threading layer (unless NUMBA_THREADING_LAYER(_PRIORITY) is set) and starts numba's pool,
+which only numba's own parallel code uses: a parallel launch costs 1.3 us with the OpenMP layer
+but ~100 us with the workqueue layer, whose workers sleep and take that long to wake on the
+2-core target machine (a training step at batch 16 makes ~20 launches).
+
+BLAS is left as NumPy set it up. After a multithreaded GEMM, OpenBLAS's workers spin for ~100 ms,
+and every numba loop in that window fights them for a core: on the 2-core target machine a
+training step with one small GEMM (a linear layer) ran 2.3x slower. `limit_blas_threads()` is
+the scoped remedy (tapegrad's training loop runs inside it); `set_num_threads(n)` sets numba's
+and BLAS's threads for the whole process, as torch.set_num_threads does. Both use threadpoolctl,
+which finds the BLAS libraries NumPy loaded (OpenBLAS, MKL, BLIS) by their documented API.
 
 The lock keeps two Python threads from running kernels at once (4 threads on 2 cores), and makes
 the workqueue layer, which aborts on concurrent launches, safe where it is the one in use.
@@ -17,14 +19,15 @@ the workqueue layer, which aborts on concurrent launches, safe where it is the o
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
 import numba
+from threadpoolctl import ThreadpoolController
 
 LAUNCH_LOCK = threading.RLock()
 
@@ -39,47 +42,51 @@ def start_thread_pool() -> None:
     numba.get_num_threads()  # loads the threading layer
 
 
-def _openblas_setter() -> Callable[[int], None] | None:
-    """openblas_set_num_threads of the OpenBLAS this process loaded (numpy's); Linux only."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
-    except OSError:
-        return None
-    names = (
-        "openblas_set_num_threads",
-        "scipy_openblas_set_num_threads64_",
-        "scipy_openblas_set_num_threads",
-        "openblas_set_num_threads64_",
-    )
-    for path in sorted(paths):
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in names:
-            setter = getattr(library, name, None)
-            if setter is not None:
-                setter.argtypes = [ctypes.c_int]
-                setter.restype = None
-                return setter
-    return None
+@functools.cache
+def _controller() -> ThreadpoolController:
+    """threadpoolctl's view of the thread pools loaded now (NumPy's BLAS); made once (~ms)."""
+    return ThreadpoolController()
 
 
-def set_blas_threads(count: int) -> bool:
-    """Set the number of OpenBLAS threads numpy's matmul uses; False if no OpenBLAS was found."""
-    setter = _openblas_setter()
-    if setter is None:
-        return False
-    setter(count)
-    return True
+def blas_threads() -> int | None:
+    """The thread count of NumPy's BLAS (the largest if several are loaded); None if none."""
+    counts = [info["num_threads"] for info in _controller().info() if info["user_api"] == "blas"]
+    return max(counts) if counts else None
 
 
-def configure() -> None:
-    """Start the numba pool and limit OpenBLAS as described above; called on import of kernels."""
+@contextlib.contextmanager
+def limit_blas_threads(count: int = 1) -> Iterator[None]:
+    """Within the block, BLAS runs on at most `count` threads; the setting before is restored.
+
+    Skipped (the user's setting wins) when OPENBLAS_NUM_THREADS, MKL_NUM_THREADS or
+    OMP_NUM_THREADS is set in the environment.
+    """
+    if {"OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"} & os.environ.keys():
+        yield
+        return
+    with _controller().limit(limits=count, user_api="blas"):
+        yield
+
+
+def set_num_threads(count: int) -> None:
+    """Use `count` threads in tapegrad's kernels (numba) and in NumPy's BLAS, process-wide."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, got {count!r}.")
+    most = numba.config.NUMBA_NUM_THREADS
+    if count > most:
+        raise ValueError(
+            f"set_num_threads: {count} threads asked, but numba's pool has {most} (set "
+            "NUMBA_NUM_THREADS before importing tapegrad for more)."
+        )
     start_thread_pool()
-    if "OPENBLAS_NUM_THREADS" not in os.environ:
-        set_blas_threads(1)
+    numba.set_num_threads(count)
+    _controller().limit(limits=count, user_api="blas")  # applied now, kept (not a block)
+
+
+def get_num_threads() -> int:
+    """The number of threads tapegrad's kernels use (numba's)."""
+    start_thread_pool()
+    return numba.get_num_threads()
 
 
 def exclusive(function: Callable[P, R]) -> Callable[P, R]:
