@@ -1,0 +1,77 @@
+"""What serving a batch through DataLoader costs beside one MLP training step (issue 15).
+
+    python experiments/loader_speed.py [--batch-size 64] [--repeats 2000] [--data-dir DIR]
+
+Times, as medians over `--repeats`, (a) drawing one shuffled batch of MNIST through
+`DataLoader` (the fast path: one fancy index, ToTensor and Normalize on the whole batch), (b) the
+same through the item-by-item path (`collate_fn=default_collate`), and (c) one training step
+(forward, backward, SGD update) of a 784-256-10 MLP on that batch, and prints (a) / (c).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import tapegrad as tg
+from tapegrad import nn, optim
+from tapegrad.data import MNIST, DataLoader, default_collate
+from tapegrad.data import transforms as T
+
+
+def median_seconds(step, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def endless(loader: DataLoader):
+    while True:
+        yield from loader
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=2000)
+    parser.add_argument("--data-dir", type=Path, default=None, help="default: $TAPEGRAD_DATA")
+    args = parser.parse_args(argv)
+    tg.manual_seed(0)
+    pipeline = T.Compose([T.ToTensor(), T.Normalize((0.1307,), (0.3081,))])
+    dataset = MNIST(args.data_dir, train=True, transform=pipeline)
+    fast = endless(DataLoader(dataset, batch_size=args.batch_size, shuffle=True))
+    slow = endless(DataLoader(dataset, args.batch_size, shuffle=True, collate_fn=default_collate))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+    optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    images, labels = next(fast)
+
+    def train_step() -> None:
+        loss = tg.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for step in (lambda: next(fast), lambda: next(slow), train_step):  # warm up
+        median_seconds(step, 50)
+    results = {
+        "loader_s": median_seconds(lambda: next(fast), args.repeats),
+        "item_by_item_s": median_seconds(lambda: next(slow), max(args.repeats // 10, 20)),
+        "train_step_s": median_seconds(train_step, args.repeats),
+    }
+    results["loader_share"] = results["loader_s"] / results["train_step_s"]
+    print(
+        f"batch {args.batch_size}: DataLoader {1e6 * results['loader_s']:.0f} us "
+        f"(item by item {1e6 * results['item_by_item_s']:.0f} us), MLP 784-256-10 training "
+        f"step {1e6 * results['train_step_s']:.0f} us: the loader costs "
+        f"{100 * results['loader_share']:.1f} % of a step"
+    )
+    return results
+
+
+if __name__ == "__main__":
+    main()
