@@ -40,7 +40,8 @@ def test_set_num_threads_sets_numba_and_blas_and_limit_blas_threads_restores():
         assert tg.get_num_threads() == 1 and threads.blas_threads() == 1
     finally:
         tg.set_num_threads(numba_before)
-        threads._controller().limit(limits=blas_before, user_api="blas")
+        for library in threads._blas_libraries():
+            library.set_num_threads(blas_before)
     assert threads.blas_threads() == blas_before
     if not {"OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"} & os.environ.keys():
         with threads.limit_blas_threads(1):
