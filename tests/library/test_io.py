@@ -237,3 +237,10 @@ def test_temporaries_of_a_killed_writer_are_removed_at_the_next_save(tmp_path):
     tg.save(_model(), target)
     assert not stale.exists()
     assert live.exists() and other.exists() and target.exists()
+
+
+def test_damaged_data_sets_raise_the_same_error_type():
+    from tapegrad.data import DataCorruptedError
+
+    assert issubclass(DataCorruptedError, io.CorruptedFileError)
+    assert tg.CorruptedFileError is io.CorruptedFileError
