@@ -2,9 +2,12 @@
 and activations, forward and backward."""
 
 from .memory import keep_freed_memory
-from .threads import configure
+from .threads import start_thread_pool
 
-configure()
+# What importing tapegrad does to the process (README, "What importing tapegrad changes"):
+# numba's OpenMP pool starts, and glibc's malloc keeps freed memory (TAPEGRAD_MALLOC_TUNING=0
+# turns that off). BLAS's threads are left alone.
+start_thread_pool()
 keep_freed_memory()
 
 from .activations import (  # noqa: E402
@@ -15,7 +18,7 @@ from .activations import (  # noqa: E402
     relu_forward,
 )
 from .channels import channel_affine, channel_sums, channel_totals  # noqa: E402
-from .conv import conv2d_backward, conv2d_forward  # noqa: E402  (threads configured first)
+from .conv import conv2d_backward, conv2d_forward  # noqa: E402  (the pool starts before any kernel runs)
 from .im2col import col2im, im2col  # noqa: E402
 from .pool import (  # noqa: E402
     maxpool2d_backward,

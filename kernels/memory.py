@@ -9,9 +9,10 @@ pages, and every first touch of a 4 KiB page is a page fault inside the kernels.
 batch 16: 3.10 -> 1.88 ms; airbench at batch 256: 728 -> 691 ms).
 
 `keep_freed_memory` sets the mmap threshold to glibc's maximum (32 MiB) and lets up to 1 GiB of
-free heap stay with the process. It is a default, like the thread settings: any of glibc's own
-MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ or MALLOC_TOP_PAD_ variables, when set, wins,
-and it does nothing where the C library is not glibc.
+free heap stay with the process. This is process-wide (the C library has one allocator), so it
+is announced in the README and can be turned off: TAPEGRAD_MALLOC_TUNING=0 skips it, as does any
+of glibc's own MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ or MALLOC_TOP_PAD_ variables (the
+user's setting wins); it does nothing where the C library is not glibc.
 """
 
 from __future__ import annotations
@@ -24,11 +25,19 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 1024 * 1024  # DEFAULT_MMAP_THRESHOLD_MAX on 64-bit systems
 TRIM_THRESHOLD = 1024 * 1024 * 1024
 USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+SWITCH = "TAPEGRAD_MALLOC_TUNING"  # "0" turns the tuning off
+
+
+def tuning_enabled() -> bool:
+    """False when TAPEGRAD_MALLOC_TUNING=0 or one of glibc's own malloc variables is set."""
+    if os.environ.get(SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    return not any(name in os.environ for name in USER_SETTINGS)
 
 
 def keep_freed_memory() -> bool:
-    """Tune glibc's malloc as described above; False if skipped (user settings, not glibc)."""
-    if any(name in os.environ for name in USER_SETTINGS):
+    """Tune glibc's malloc as described above; False if skipped (turned off, not glibc)."""
+    if not tuning_enabled():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt

@@ -1,15 +1,20 @@
-"""Thread settings: the kernels own both cores through numba's OpenMP layer; BLAS gets one thread.
+"""Thread settings: numba's pool for the kernels, BLAS through threadpoolctl, and the launch lock.
 
-Measured on the 2-core target machine:
-- a parallel launch costs 1.3 us with numba's OpenMP layer but ~100 us with the workqueue layer,
-  whose workers always sleep and take that long to wake on this VM; at batch 16 a training step
-  makes ~20 launches. OpenMP workers spin a few ms after each loop (libgomp's default, as for
-  PyTorch, which shares the library), so the launches of one step find them awake.
-- after any multithreaded GEMM, OpenBLAS's worker spins for ~100 ms, and every numba loop in that
-  window fights it for a core (a 12 us copy took 1.5 ms): a training step with one small GEMM
-  (the linear layer) ran 2.3x slower. The convolutions here need no BLAS at stride 1, so OpenBLAS
-  is set to one thread (im2col GEMMs at other strides run single-threaded).
-Both are defaults: NUMBA_THREADING_LAYER(_PRIORITY) and OPENBLAS_NUM_THREADS, when set, win.
+Importing tapegrad changes no thread setting of the process. It prefers numba's OpenMP
+threading layer (unless NUMBA_THREADING_LAYER(_PRIORITY) is set) and starts numba's pool,
+which only numba's own parallel code uses: a parallel launch costs 1.3 us with the OpenMP layer
+but ~100 us with the workqueue layer, whose workers sleep and take that long to wake on the
+2-core target machine (a training step at batch 16 makes ~20 launches).
+
+BLAS is left as NumPy set it up. After a multithreaded GEMM, OpenBLAS's workers spin for ~100 ms,
+and every numba loop in that window fights them for a core: on the 2-core target machine a
+training step with one small GEMM (a linear layer) ran 2.3x slower; and with the machine
+oversubscribed, a 784-256-10 MLP step at batch 64 took 366 ms with BLAS's 2 threads against
+100 ms with 1 (medians of interleaved blocks). Limiting BLAS only around the kernels would not
+help: the spinning starts at the GEMM. `limit_blas_threads()` is the scoped remedy, to wrap a
+training loop; `set_num_threads(n)` sets numba's and BLAS's threads for the whole
+process, as torch.set_num_threads does. Both use threadpoolctl, which finds the BLAS libraries
+NumPy loaded (OpenBLAS, MKL, BLIS) through their documented API.
 
 The lock keeps two Python threads from running kernels at once (4 threads on 2 cores), and makes
 the workqueue layer, which aborts on concurrent launches, safe where it is the one in use.
@@ -17,14 +22,15 @@ the workqueue layer, which aborts on concurrent launches, safe where it is the o
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
 import numba
+from threadpoolctl import ThreadpoolController
 
 LAUNCH_LOCK = threading.RLock()
 
@@ -39,47 +45,81 @@ def start_thread_pool() -> None:
     numba.get_num_threads()  # loads the threading layer
 
 
-def _openblas_setter() -> Callable[[int], None] | None:
-    """openblas_set_num_threads of the OpenBLAS this process loaded (numpy's); Linux only."""
+@functools.cache
+def _controller() -> ThreadpoolController:
+    """threadpoolctl's view of the thread pools loaded now (NumPy's BLAS); made once (~ms)."""
+    return ThreadpoolController()
+
+
+@functools.cache
+def _blas_libraries() -> list:
+    """threadpoolctl's controllers of the BLAS libraries loaded (their get/set take ~1 us)."""
+    return [library for library in _controller().lib_controllers if library.user_api == "blas"]
+
+
+def blas_threads() -> int | None:
+    """The thread count of NumPy's BLAS (the largest if several are loaded); None if none."""
+    counts = [library.get_num_threads() for library in _blas_libraries()]
+    return max(counts) if counts else None
+
+
+_BLAS_LOCK = threading.Lock()
+_blas_depth = 0
+_blas_saved: list[int] = []
+USER_BLAS_SETTINGS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def limit_blas_threads(count: int = 1) -> Iterator[None]:
+    """Within the block, BLAS runs on at most `count` threads; the counts before are restored.
+
+    Entering and leaving costs about 0.1 ms (OpenBLAS resizes its pool), so wrap a training
+    loop, not each op. Blocks may nest and overlap across Python threads (the outermost one
+    sets and restores). Skipped, so that the user's
+    setting wins, when OPENBLAS_NUM_THREADS, MKL_NUM_THREADS or OMP_NUM_THREADS is set.
+    """
+    global _blas_depth, _blas_saved
+    if USER_BLAS_SETTINGS & os.environ.keys():
+        yield
+        return
+    with _BLAS_LOCK:
+        if _blas_depth == 0:
+            libraries = _blas_libraries()
+            _blas_saved = [library.get_num_threads() for library in libraries]
+            for library, before in zip(libraries, _blas_saved, strict=True):
+                if before > count:
+                    library.set_num_threads(count)
+        _blas_depth += 1
     try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
-    except OSError:
-        return None
-    names = (
-        "openblas_set_num_threads",
-        "scipy_openblas_set_num_threads64_",
-        "scipy_openblas_set_num_threads",
-        "openblas_set_num_threads64_",
-    )
-    for path in sorted(paths):
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in names:
-            setter = getattr(library, name, None)
-            if setter is not None:
-                setter.argtypes = [ctypes.c_int]
-                setter.restype = None
-                return setter
-    return None
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _blas_depth -= 1
+            if _blas_depth == 0:
+                for library, before in zip(_blas_libraries(), _blas_saved, strict=True):
+                    library.set_num_threads(before)
 
 
-def set_blas_threads(count: int) -> bool:
-    """Set the number of OpenBLAS threads numpy's matmul uses; False if no OpenBLAS was found."""
-    setter = _openblas_setter()
-    if setter is None:
-        return False
-    setter(count)
-    return True
-
-
-def configure() -> None:
-    """Start the numba pool and limit OpenBLAS as described above; called on import of kernels."""
+def set_num_threads(count: int) -> None:
+    """Use `count` threads in tapegrad's kernels (numba) and in NumPy's BLAS, process-wide."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, got {count!r}.")
+    most = numba.config.NUMBA_NUM_THREADS
+    if count > most:
+        raise ValueError(
+            f"set_num_threads: {count} threads asked, but numba's pool has {most} (set "
+            "NUMBA_NUM_THREADS before importing tapegrad for more)."
+        )
     start_thread_pool()
-    if "OPENBLAS_NUM_THREADS" not in os.environ:
-        set_blas_threads(1)
+    numba.set_num_threads(count)
+    for library in _blas_libraries():
+        library.set_num_threads(count)
+
+
+def get_num_threads() -> int:
+    """The number of threads tapegrad's kernels use (numba's)."""
+    start_thread_pool()
+    return numba.get_num_threads()
 
 
 def exclusive(function: Callable[P, R]) -> Callable[P, R]:

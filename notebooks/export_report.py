@@ -10,6 +10,7 @@ quick setting with TAPEGRAD_REPORT_QUICK=1) and saves their new outputs back int
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import nbformat
@@ -31,6 +32,20 @@ def notebook_paths(folder: Path = NOTEBOOKS) -> list[Path]:
     return paths
 
 
+def kernel_environment() -> dict[str, str]:
+    """This process's environment, with $TAPEGRAD_DATA made absolute.
+
+    A kernel runs in notebooks/, so a relative path (as `export TAPEGRAD_DATA=../shared/data`
+    from the repository root) would point elsewhere there; it is resolved here, from the folder
+    this command was started in.
+    """
+    environment = dict(os.environ)
+    data = environment.get("TAPEGRAD_DATA")
+    if data:
+        environment["TAPEGRAD_DATA"] = os.path.abspath(os.path.expanduser(data))
+    return environment
+
+
 def execute(path: Path, timeout: int = 1800) -> None:
     """Run a notebook top to bottom in its own folder and save it with the new outputs."""
     notebook = nbformat.read(path, as_version=4)
@@ -40,7 +55,7 @@ def execute(path: Path, timeout: int = 1800) -> None:
         kernel_name="python3",
         resources={"metadata": {"path": path.parent}},
     )
-    client.execute()
+    client.execute(env=kernel_environment())
     write_atomically(path, lambda f: f.write(nbformat.writes(notebook).encode()))
 
 

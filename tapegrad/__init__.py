@@ -17,7 +17,8 @@ from tapegrad.engine.primitive import primitive
 from tapegrad.engine.rng import manual_seed
 from tapegrad.engine.tape import enable_grad, is_grad_enabled, no_grad
 from tapegrad.engine.tensor import Tensor, as_tensor, tensor
-from tapegrad.io import load, save
+from tapegrad.io import CorruptedFileError, load, save
+from tapegrad.kernels.threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 

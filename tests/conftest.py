@@ -26,13 +26,14 @@ def data_root() -> Path:
     if not value:
         problem = "TAPEGRAD_DATA is not set"
     else:
-        root = Path(value).expanduser()
+        root = Path(value).expanduser().absolute()  # a relative path is from the working dir
         missing = [name for name in ("mnist", "cifar10") if not (root / name).is_dir()]
         if missing:
             problem = f"TAPEGRAD_DATA={value} lacks the folder(s) {', '.join(missing)}/"
     if problem is None:
         return root
-    message = f"real data sets unavailable: {problem} (e.g. export TAPEGRAD_DATA=../shared/data)"
+    example = 'export TAPEGRAD_DATA="$PWD/../shared/data"'
+    message = f"real data sets unavailable: {problem} (e.g. {example})"
     if os.environ.get("TAPEGRAD_REQUIRE_DATA") == "1":
         pytest.fail(f"{message}; TAPEGRAD_REQUIRE_DATA=1 requires them")
     pytest.skip(message)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from tapegrad.io import write_atomically
 
 __all__ = ["plot_confusion_matrix", "plot_curves", "plot_filters", "plot_images", "save_figure"]
 
@@ -27,8 +28,8 @@ PathLike = str | os.PathLike[str]
 def save_figure(figure: Figure, path: PathLike, dpi: int = 120) -> Path:
     """Save `figure` atomically to `path`, creating its folder; returns the path.
 
-    Written to a temporary file beside the target and renamed with os.replace: if anything
-    fails, the temporary file is removed and an existing file at `path` is left untouched.
+    Written by `tapegrad.io.write_atomically`: if anything fails, an existing file at `path` is
+    left untouched and no temporary file stays behind.
     """
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
@@ -38,26 +39,7 @@ def save_figure(figure: Figure, path: PathLike, dpi: int = 120) -> Path:
             f"cannot save a figure to {path}: the suffix {path.suffix!r} is not a known format; "
             f"use one of {', '.join('.' + name for name in sorted(supported))}"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary, handle = _create_temporary(path)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            figure.savefig(file, format=fmt, dpi=dpi)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _create_temporary(path: Path) -> tuple[Path, int]:
-    """A new hidden file beside `path`, created with the umask's permissions (not 0600)."""
-    while True:
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            return temporary, os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
+    return write_atomically(path, lambda file: figure.savefig(file, format=fmt, dpi=dpi))
 
 
 def _new_figure(width: float, height: float) -> Figure:

@@ -6,9 +6,10 @@ never run code. A truncated or corrupted file raises `DataCorruptedError` (a Val
 names the file, never returns silent garbage: the structure is always checked, and by default
 (`verify=True`) each file's SHA-256 too, which costs about 0.1 s per data set.
 
-Where the loaders look, in order: the `root` argument, then `$TAPEGRAD_DATA`, then the user
-cache folder (`pooch.os_cache("tapegrad")`, e.g. ~/.cache/tapegrad). In each of these the data
-set's subfolder (`mnist/`, `cifar10/`) and the folder itself are searched. If the files are in
+Where the loaders look, in order: the `root` argument, then `$TAPEGRAD_DATA` (a relative path
+is taken from the working directory and made absolute), then the user cache folder
+(`pooch.os_cache("tapegrad")`, e.g. ~/.cache/tapegrad). In each of these the data set's
+subfolder (`mnist/`, `cifar10/`) and the folder itself are searched. If the files are in
 none of them they are downloaded into the cache folder, verified against the published SHA-256
 and moved into place atomically; offline, one `DataNotFoundError` says what is missing, where it
 was looked for and where to put it.
@@ -29,6 +30,8 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 import numpy as np
+
+from tapegrad.io import CorruptedFileError
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -104,7 +107,7 @@ class DataNotFoundError(FileNotFoundError):
     """A data set is in none of the searched folders and could not be downloaded."""
 
 
-class DataCorruptedError(ValueError):
+class DataCorruptedError(CorruptedFileError):
     """A data file is truncated, malformed or does not match its published SHA-256."""
 
 
@@ -189,10 +192,10 @@ def _candidate_folders(root: str | os.PathLike[str] | None, subfolder: str) -> l
     """Folders to search, in order: root, $TAPEGRAD_DATA, cache; each subfolder first."""
     bases: list[tuple[Path, str]] = []
     if root is not None:
-        bases.append((Path(root).expanduser(), "root argument"))
+        bases.append(_absolute(root, "root argument"))
     env = os.environ.get(ENV_VAR)
     if env:
-        bases.append((Path(env).expanduser(), f"${ENV_VAR}"))
+        bases.append(_absolute(env, f"${ENV_VAR}"))
     bases.append((_cache_dir(), "user cache"))
     folders: list[_Folder] = []
     seen: set[Path] = set()
@@ -203,6 +206,15 @@ def _candidate_folders(root: str | os.PathLike[str] | None, subfolder: str) -> l
                 seen.add(key)
                 folders.append(_Folder(path, origin))
     return folders
+
+
+def _absolute(folder: str | os.PathLike[str], origin: str) -> tuple[Path, str]:
+    """`folder` as an absolute path; a relative one is read from the working directory, and
+    the origin says so (a notebook kernel or a script may run in another folder)."""
+    path = Path(folder).expanduser()
+    if path.is_absolute():
+        return path, origin
+    return Path.cwd() / path, f"{origin}={os.fspath(folder)!r}, relative to the working directory"
 
 
 def _find_mnist_files(folder: Path) -> dict[str, Path | None]:
@@ -237,6 +249,7 @@ def _searched(folders: list[_Folder], missing_in: Callable[[Path], list[str]]) -
     lines = [_describe(folder, missing_in(folder.path)) for folder in folders]
     if not os.environ.get(ENV_VAR):
         lines.append(f"  (${ENV_VAR} is not set)")
+    lines.append(f"  (working directory: {Path.cwd()})")
     return "\n".join(lines)
 
 

@@ -37,13 +37,17 @@ def test_the_report_has_its_three_notebooks():
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
 def test_notebook_runs_headless_in_the_quick_setting(path, data_root, monkeypatch):
+    # the kernel runs in notebooks/: it gets the data folder as an absolute path, as
+    # export_report.py hands it, whatever the (possibly relative) $TAPEGRAD_DATA
     monkeypatch.setenv("TAPEGRAD_DATA", str(data_root))
     monkeypatch.setenv("TAPEGRAD_REPORT_QUICK", "1")
+    environment = _export_module().kernel_environment()
+    assert Path(environment["TAPEGRAD_DATA"]).is_absolute()
     notebook = nbformat.read(path, as_version=4)
     # raises CellExecutionError, naming the cell, on the first error
     NotebookClient(
         notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": NOTEBOOKS}}
-    ).execute()
+    ).execute(env=environment)
     text = _outputs_text(notebook)
     assert "Traceback" not in text
     if path.name != "1_derivations.ipynb":  # the results notebooks say they trained short runs
@@ -60,6 +64,13 @@ def test_committed_notebook_carries_the_outputs_of_the_real_runs(path):
     errors = [o for cell in code for o in cell.outputs if o.output_type == "error"]
     assert not errors
     assert QUICK_NOTICE not in _outputs_text(notebook)
+
+
+def test_kernels_get_an_absolute_data_folder_from_a_relative_tapegrad_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TAPEGRAD_DATA", "../shared/data")
+    environment = _export_module().kernel_environment()
+    assert environment["TAPEGRAD_DATA"] == str(tmp_path.parent / "shared" / "data")
 
 
 def test_export_renders_one_self_contained_html_report(tmp_path):

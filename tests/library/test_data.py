@@ -592,3 +592,29 @@ def test_real_cifar10_pixels_are_the_record_bytes_in_channel_order(data_root, ci
     assert y_test[0] == record[0]
     assert x_test[0, 0].tobytes() == record[1:1025]  # red plane
     assert x_test[0, 2].tobytes() == record[2049:3073]  # blue plane
+
+
+# ------------------------------------------------------------------------- relative $TAPEGRAD_DATA
+
+
+def test_a_relative_tapegrad_data_is_read_from_the_working_directory(tmp_path, monkeypatch):
+    contents = mnist_contents(seed=3)
+    write_mnist(tmp_path / "shared" / "data" / "mnist", contents)
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    monkeypatch.setenv("TAPEGRAD_DATA", "../shared/data")
+    *_, y_test = load_mnist(verify=False)
+    assert y_test.tolist() == list(contents["t10k-labels-idx1-ubyte"][8:])
+
+
+def test_a_relative_tapegrad_data_not_found_shows_the_absolute_path_and_working_dir(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TAPEGRAD_DATA", "../missing/data")
+    with pytest.raises(DataNotFoundError) as caught:
+        load_mnist(download=False)
+    message = str(caught.value)
+    assert str(tmp_path / ".." / "missing" / "data" / "mnist") in message
+    assert "relative to the working directory" in message
+    assert f"working directory: {tmp_path}" in message
