@@ -27,6 +27,7 @@ from tapegrad.callbacks import (
 from tapegrad.engine import rng
 from tapegrad.engine.tape import no_grad
 from tapegrad.engine.tensor import Tensor, as_tensor
+from tapegrad.kernels.threads import limit_blas_threads
 from tapegrad.nn import Module
 from tapegrad.optim import ExponentialMovingAverage, LRScheduler, Optimizer
 
@@ -200,6 +201,7 @@ def _check_real(where: str, name: str, values: Any) -> None:
         )
 
 
+@limit_blas_threads()  # the GEMMs on one BLAS thread beside numba's: see kernels/threads.py
 def fit(
     model: Module,
     loss_fn: Callable[[Tensor, np.ndarray], Tensor],

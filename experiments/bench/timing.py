@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from tapegrad.kernels.threads import set_blas_threads
+from tapegrad.kernels.threads import limit_blas_threads
+from threadpoolctl import threadpool_limits
 
 from bench.networks import network_flops
 from bench.steps import STEPS
@@ -43,7 +45,10 @@ def benchmark_cell(
     for _ in range(rounds):
         for name, step in steps.items():
             time.sleep(0.05)  # let the other framework's worker threads go idle first
-            count, elapsed, values[name] = timed_round(step, seconds)
+            # tapegrad's GEMMs on one BLAS thread beside numba's threads, as fit() runs them
+            limit = limit_blas_threads() if name == "tapegrad" else contextlib.nullcontext()
+            with limit:
+                count, elapsed, values[name] = timed_round(step, seconds)
             counts[name].append(count)
             speeds[name].append(count * batch_size / elapsed)
 
@@ -78,19 +83,14 @@ def benchmark_cell(
 def sgemm_peak_gflops(threads: int, size: int = 1024, repeats: int = 5) -> float:
     """The best GFLOP/s of a float32 size^3 matrix product by NumPy's OpenBLAS on `threads`
     threads: the machine's practical peak, which each row's GFLOP/s is compared with.
-
-    OpenBLAS goes back to one thread afterwards (tapegrad's setting, see kernels/threads.py).
     """
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((size, size), np.float32) for _ in range(2))
     out = np.empty_like(a)
     best = float("inf")
-    set_blas_threads(threads)
-    try:
+    with threadpool_limits(limits=threads, user_api="blas"):
         for _ in range(repeats):
             start = time.perf_counter()
             np.matmul(a, b, out=out)
             best = min(best, time.perf_counter() - start)
-    finally:
-        set_blas_threads(1)
     return 2 * size**3 / best / 1e9
