@@ -7,20 +7,24 @@ gathers them, so a new op is written in one module and gradchecked in one test.
 from tapegrad.engine.ops import (
     activations,
     arithmetic,
+    attention,
     conv,
     linalg,
     losses,
     normalization,
+    pooling,
     reductions,
     shape,
     unary,
 )
 from tapegrad.engine.ops.activations import *  # noqa: F403
 from tapegrad.engine.ops.arithmetic import *  # noqa: F403
+from tapegrad.engine.ops.attention import *  # noqa: F403
 from tapegrad.engine.ops.conv import *  # noqa: F403
 from tapegrad.engine.ops.linalg import *  # noqa: F403
 from tapegrad.engine.ops.losses import *  # noqa: F403
 from tapegrad.engine.ops.normalization import *  # noqa: F403
+from tapegrad.engine.ops.pooling import *  # noqa: F403
 from tapegrad.engine.ops.reductions import *  # noqa: F403
 from tapegrad.engine.ops.shape import *  # noqa: F403
 from tapegrad.engine.ops.unary import *  # noqa: F403
@@ -29,11 +33,13 @@ __all__ = [
     name
     for module in (
         activations,
+        attention,
         arithmetic,
         conv,
         linalg,
         losses,
         normalization,
+        pooling,
         reductions,
         shape,
         unary,
