@@ -148,7 +148,7 @@ def to_torch(model: nn.Sequential) -> Any:
             if type(layer) in simple:
                 twin = simple[type(layer)]()
             elif isinstance(layer, nn.GELU):
-                twin = torch.nn.GELU(approximate="tanh")
+                twin = torch.nn.GELU(approximate=layer.approximate)
             else:
                 raise TypeError(f"to_torch: no PyTorch twin for {type(layer).__name__}.")
         for name, parameter in vars(layer).items():

@@ -599,14 +599,19 @@ class BatchNorm2d(Module):
 
 
 class GELU(Module):
-    """GELU activation, tanh approximation (PyTorch's `GELU(approximate="tanh")`)."""
+    """GELU activation: exact x Phi(x) (`approximate="none"`, PyTorch's default) or its tanh
+    approximation (`approximate="tanh"`, one fused kernel pass)."""
 
-    def __init__(self, approximate: str = "tanh") -> None:
-        if approximate != "tanh":
-            raise ValueError(f"GELU: only approximate='tanh' is implemented, got {approximate!r}.")
+    def __init__(self, approximate: str = "none") -> None:
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}.")
+        self.approximate = approximate
 
     def forward(self, x: Tensor) -> Tensor:
-        return ops.gelu(x, approximate="tanh")
+        return ops.gelu(x, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
 
 
 class Dropout(Module):

@@ -199,6 +199,126 @@ CASES["pow"] += [
 CASES["gelu"] += [(lambda a: tg.gelu(a, approximate="tanh"), (_t(3, 7),))]
 CASES["sum"] += [(lambda a: a.sum(dim=1, keepdim=True), (_t(3, 4),))]
 
+# conv, pooling, normalisation, losses, attention (issue 14)
+_PROBS = np.random.default_rng(5).uniform(0.05, 0.95, (3, 4))  # targets in (0, 1)
+_LABELS_2D = np.array([[0, 2, -100], [1, 1, 0]])  # (N, d1) class indices, one ignored
+CASES["conv2d"] += [
+    # groups (depthwise too), dilation, uneven and "same" padding: the NumPy window path
+    (lambda x, w, b: tg.conv2d(x, w, b, groups=2), (_t(2, 4, 5, 5), _t(6, 2, 3, 3), _t(6))),
+    (lambda x, w: tg.conv2d(x, w, groups=3, padding=1), (_t(1, 3, 5, 4), _t(3, 1, 3, 3))),
+    (
+        lambda x, w: tg.conv2d(x, w, stride=2, dilation=(2, 1), padding=(1, 0, 2, 1)),
+        (_t(2, 2, 7, 6), _t(3, 2, 2, 3)),
+    ),
+    (lambda x, w: tg.conv2d(x, w, padding="same"), (_t(1, 2, 5, 4), _t(2, 2, 2, 3))),
+    (lambda x, w: tg.conv2d(x, w, padding="same"), (_t(1, 2, 4, 4), _t(2, 2, 3, 3))),  # kernels
+    (lambda x, w, b: tg.conv1d(x, w, b, stride=2, padding=1), (_t(2, 3, 9), _t(4, 3, 3), _t(4))),
+    (lambda x, w: tg.conv1d(x, w, dilation=2, groups=2), (_t(2, 4, 9), _t(4, 2, 3))),
+]
+CASES["max_pool2d"] += [
+    (lambda x: tg.max_pool2d(x, 3, 2, padding=1), (_t(2, 2, 7, 6),)),
+    (lambda x: tg.max_pool2d(x, 2, dilation=2, ceil_mode=True), (_t(1, 2, 7, 8),)),
+    (lambda x: tg.max_pool2d(x, (3, 2), (2, 2), ceil_mode=True), (_t(1, 2, 8, 7),)),
+]
+CASES["batch_norm"] += [
+    (
+        lambda x, w, b: tg.batch_norm(
+            x, w, b, running_mean=np.zeros(3), running_var=np.ones(3), training=True
+        ),
+        (_t(5, 3), _t(3, positive=True), _t(3)),
+    ),
+    (
+        lambda x: tg.batch_norm(x, running_mean=np.zeros(2), running_var=np.ones(2), training=True),
+        (_t(3, 2, 4),),
+    ),
+]
+CASES["cross_entropy"] += [
+    (
+        lambda a: tg.cross_entropy(a, _LABELS_2D, np.array([1.0, 2.0, 0.5]), label_smoothing=0.1),
+        (_t(2, 3, 3),),
+    ),
+    (lambda a: tg.cross_entropy(a, np.array([0, -100, 1]), reduction="sum"), (_t(3, 4),)),
+    (lambda a, t: tg.cross_entropy(a, tg.softmax(t)), (_t(3, 4), _t(3, 4, seed=1))),
+]
+CASES.update(
+    {
+        "conv_transpose2d": [
+            (lambda x, w, b: tg.conv_transpose2d(x, w, b), (_t(2, 3, 4, 3), _t(3, 2, 3, 2), _t(2))),
+            (
+                lambda x, w: tg.conv_transpose2d(
+                    x, w, stride=2, padding=1, output_padding=1, groups=2, dilation=(1, 2)
+                ),
+                (_t(1, 4, 3, 4), _t(4, 3, 3, 2)),
+            ),
+        ],
+        "avg_pool2d": [
+            (lambda x: tg.avg_pool2d(x, 2), (_t(2, 2, 5, 6),)),
+            (lambda x: tg.avg_pool2d(x, 3, 2, 1, ceil_mode=True), (_t(1, 2, 6, 7),)),
+            (lambda x: tg.avg_pool2d(x, 3, 2, 1, count_include_pad=False), (_t(1, 2, 6, 7),)),
+        ],
+        "adaptive_avg_pool2d": [(lambda x: tg.adaptive_avg_pool2d(x, (3, 2)), (_t(2, 2, 7, 5),))],
+        "adaptive_max_pool2d": [(lambda x: tg.adaptive_max_pool2d(x, (3, 4)), (_t(2, 2, 7, 5),))],
+        "layer_norm": [
+            (lambda x, w, b: tg.layer_norm(x, (3, 4), w, b), (_t(2, 3, 4), _t(3, 4), _t(3, 4))),
+            (lambda x: tg.layer_norm(x, 5), (_t(3, 5),)),
+        ],
+        "group_norm": [
+            (lambda x, w, b: tg.group_norm(x, 2, w, b), (_t(2, 4, 3, 2), _t(4), _t(4))),
+            (lambda x: tg.group_norm(x, 3), (_t(2, 6, 4),)),
+        ],
+        "nll_loss": [
+            (lambda a: tg.nll_loss(a, np.array([0, 2, -100])), (_t(3, 4),)),
+            (lambda a: tg.nll_loss(a, _LABELS_2D, np.array([1.0, 0.5, 2.0])), (_t(2, 3, 3),)),
+        ],
+        "binary_cross_entropy": [
+            (
+                lambda a, t: tg.binary_cross_entropy(tg.softmax(a), tg.exp(-t)),
+                (_t(3, 4), _t(3, 4, positive=True)),
+            ),
+            (
+                lambda a: tg.binary_cross_entropy(tg.softmax(a), _PROBS, np.ones(4) * 0.5),
+                (_t(3, 4),),
+            ),
+        ],
+        "binary_cross_entropy_with_logits": [
+            (
+                lambda a, t: tg.binary_cross_entropy_with_logits(
+                    a, t, pos_weight=np.array([1.0, 2.0, 0.5, 3.0])
+                ),
+                (_t(3, 4), _t(3, 4, seed=1)),
+            ),
+            (
+                lambda a: tg.binary_cross_entropy_with_logits(a, _PROBS, reduction="sum"),
+                (_t(3, 4),),
+            ),
+        ],
+        "mse_loss": [(tg.mse_loss, (_t(3, 4), _t(3, 4, seed=1))), (tg.mse_loss, (_t(3, 4), _t(4)))],
+        "l1_loss": [(lambda a, t: tg.l1_loss(a, t, reduction="sum"), (_t(3, 4), _t(3, 4, seed=1)))],
+        "smooth_l1_loss": [
+            (lambda a, t: tg.smooth_l1_loss(a, t, beta=0.5), (_t(3, 4), _t(3, 4, seed=1)))
+        ],
+        "huber_loss": [
+            (
+                lambda a, t: tg.huber_loss(a, t, delta=0.7, reduction="none"),
+                (_t(3, 4), _t(3, 4, seed=1)),
+            )
+        ],
+        "kl_div": [
+            (
+                lambda a, t: tg.kl_div(tg.log_softmax(a), tg.softmax(t), reduction="batchmean"),
+                (_t(3, 4), _t(3, 4, seed=1)),
+            ),
+            (lambda a, t: tg.kl_div(a, t, log_target=True), (_t(3, 4), _t(3, 4, seed=1))),
+        ],
+        "einsum": [
+            (lambda a, b: tg.einsum("bij,bjk->bik", a, b), (_t(2, 3, 4), _t(2, 4, 5))),
+            (lambda a, b: tg.einsum("ij,kj", a, b), (_t(3, 4), _t(5, 4))),
+            (lambda a, b: tg.einsum("...ij,j->...", a, b), (_t(2, 3, 4), _t(4))),
+            (lambda a, b: tg.einsum("ij,ik->j", a, b), (_t(3, 4), _t(3, 2))),
+        ],
+    }
+)
+
 
 def test_every_primitive_has_a_gradcheck_case():
     # tapegrad's own primitives (a user's @tg.primitive in another module is theirs to check)

@@ -7,6 +7,7 @@ gathers them, so a new op is written in one module and gradchecked in one test.
 from tapegrad.engine.ops import (
     activations,
     arithmetic,
+    attention,
     casting,
     conv,
     indexing,
@@ -14,6 +15,7 @@ from tapegrad.engine.ops import (
     linalg,
     losses,
     normalization,
+    pooling,
     reductions,
     selection,
     shape,
@@ -21,6 +23,7 @@ from tapegrad.engine.ops import (
 )
 from tapegrad.engine.ops.activations import *  # noqa: F403
 from tapegrad.engine.ops.arithmetic import *  # noqa: F403
+from tapegrad.engine.ops.attention import *  # noqa: F403
 from tapegrad.engine.ops.casting import *  # noqa: F403
 from tapegrad.engine.ops.conv import *  # noqa: F403
 from tapegrad.engine.ops.indexing import *  # noqa: F403
@@ -28,6 +31,7 @@ from tapegrad.engine.ops.joining import *  # noqa: F403
 from tapegrad.engine.ops.linalg import *  # noqa: F403
 from tapegrad.engine.ops.losses import *  # noqa: F403
 from tapegrad.engine.ops.normalization import *  # noqa: F403
+from tapegrad.engine.ops.pooling import *  # noqa: F403
 from tapegrad.engine.ops.reductions import *  # noqa: F403
 from tapegrad.engine.ops.selection import *  # noqa: F403
 from tapegrad.engine.ops.shape import *  # noqa: F403
@@ -37,6 +41,7 @@ __all__ = [
     name
     for module in (
         activations,
+        attention,
         arithmetic,
         casting,
         conv,
@@ -45,6 +50,7 @@ __all__ = [
         linalg,
         losses,
         normalization,
+        pooling,
         reductions,
         selection,
         shape,

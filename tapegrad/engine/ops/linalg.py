@@ -1,13 +1,15 @@
-"""Linear algebra: matmul and the dense layer."""
+"""Linear algebra: matmul, the dense layer, einsum and bmm."""
 
 from __future__ import annotations
+
+import string
 
 import numpy as np
 
 from tapegrad.engine.primitive import primitive, unbroadcast
 from tapegrad.engine.tensor import Tensor
 
-__all__ = ["linear", "matmul"]
+__all__ = ["bmm", "einsum", "linear", "matmul"]
 
 
 # --- linear algebra ---------------------------------------------------------------------
@@ -59,6 +61,87 @@ def linear(x, weight, bias=None, *, needs_grad=(True, True, True)):
         return grad_x, grad_w, grad_b
 
     return out, vjp
+
+
+def _einsum_subscripts(equation: str, ndims: list[int]) -> tuple[list[str], str]:
+    """Each operand's subscripts and the output's, with "..." spelt out as letters and an
+    implicit output (no "->") made explicit as NumPy does: the letters used once, sorted."""
+    equation = equation.replace(" ", "")
+    inputs, arrow, output = equation.partition("->")
+    terms = inputs.split(",")
+    if len(terms) != len(ndims):
+        raise ValueError(
+            f"einsum: equation {equation!r} names {len(terms)} operands, got {len(ndims)}."
+        )
+    free = [c for c in string.ascii_letters if c not in equation]
+    widest = max(
+        (n - len(t.replace("...", "")) for t, n in zip(terms, ndims, strict=True)), default=0
+    )
+    ellipsis = "".join(free[: max(widest, 0)])
+    spelt = []
+    for term, ndim in zip(terms, ndims, strict=True):
+        width = ndim - len(term.replace("...", ""))
+        spelt.append(term.replace("...", ellipsis[len(ellipsis) - width :] if width else ""))
+        if len(spelt[-1]) != ndim:
+            raise ValueError(f"einsum: subscripts {term!r} do not fit an operand of {ndim} axes.")
+        if len(set(spelt[-1])) != len(spelt[-1]):
+            raise ValueError(
+                f"einsum: repeated subscripts within one operand ({term!r}: diagonals and "
+                "traces) are not supported."
+            )
+    if arrow:
+        output = output.replace("...", ellipsis)
+    else:
+        letters = "".join(spelt)
+        output = ellipsis + "".join(
+            sorted(c for c in set(letters) if letters.count(c) == 1 and c not in ellipsis)
+        )
+    return spelt, output
+
+
+@primitive
+def einsum(equation, *operands):
+    # z = einsum(eq, A, B, ...) is linear in each operand: for operand A with subscripts a,
+    #   dL/dA = einsum(g, the other operands -> a),
+    # where an index of a that neither z nor another operand carries was summed over in the
+    # forward pass, so its gradient is broadcast along it; axes of size 1 that broadcast
+    # against the other operands are summed back.
+    inputs, output = _einsum_subscripts(equation, [np.ndim(op) for op in operands])
+    spec = ",".join(inputs) + "->" + output
+    out = np.einsum(spec, *operands, optimize=len(operands) > 2)
+
+    def vjp(g):
+        grads: list[np.ndarray | None] = [None]
+        for k, operand in enumerate(operands):
+            others = [op for i, op in enumerate(operands) if i != k]
+            other_subs = [s for i, s in enumerate(inputs) if i != k]
+            present = set(output).union(*other_subs)
+            kept = "".join(c for c in inputs[k] if c in present)
+            grad = np.einsum(",".join([output, *other_subs]) + "->" + kept, g, *others)
+            grad = np.expand_dims(
+                grad, tuple(i for i, c in enumerate(inputs[k]) if c not in present)
+            )
+            stretched = tuple(
+                i for i, n in enumerate(np.shape(operand)) if n == 1 and grad.shape[i] != 1
+            )
+            if stretched:
+                grad = grad.sum(axis=stretched, keepdims=True)
+            grads.append(np.broadcast_to(grad, np.shape(operand)).copy())
+        return tuple(grads)
+
+    return out, vjp
+
+
+def bmm(input, mat2):
+    """Batched matrix product of (B, n, m) and (B, m, p) arrays: (B, n, p), as torch.bmm.
+
+    A composition: matmul after the shape check (matmul itself also broadcasts)."""
+    if np.ndim(input) != 3 or np.ndim(mat2) != 3 or np.shape(input)[0] != np.shape(mat2)[0]:
+        raise ValueError(
+            f"bmm: expected (B, n, m) and (B, m, p) with the same B, got shapes "
+            f"{np.shape(input)} and {np.shape(mat2)}."
+        )
+    return matmul(input, mat2)
 
 
 Tensor.__matmul__ = matmul

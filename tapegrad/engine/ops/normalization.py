@@ -1,4 +1,4 @@
-"""Batch normalisation, on the per-channel numba kernels."""
+"""Normalisation: batch norm (per-channel numba kernels), layer norm and group norm."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 from tapegrad import kernels
 from tapegrad.engine.primitive import primitive
 
-__all__ = ["batch_norm"]
+__all__ = ["batch_norm", "group_norm", "layer_norm"]
 
 
 # --- normalisation, activations and regularisation for deeper networks ------------------
@@ -24,7 +24,15 @@ def batch_norm(
     # In evaluation the running statistics are constants: dL/dx = dxhat / sqrt(var + eps).
     # Training also updates the running statistics in place (var unbiased, as PyTorch does).
     # Each way is one pass of per-channel sums and one of per-channel affine maps
-    # (kernels.channels), with the sums in float64.
+    # (kernels.channels), with the sums in float64. (N, C) and (N, C, L) input is viewed as
+    # (N, C, L, 1): the same statistics over N (and L), as PyTorch's BatchNorm1d.
+    shape = x.shape
+    if x.ndim in (2, 3):
+        x = x.reshape(*shape[:2], -1, 1)
+    elif x.ndim != 4:
+        raise ValueError(
+            f"batch_norm: input must be (N, C), (N, C, L) or (N, C, H, W), got shape {shape}."
+        )
     count = x.size // x.shape[1]
     if training:
         shift = x[0, :, 0, 0].astype(np.float64)
@@ -44,6 +52,7 @@ def batch_norm(
     out = kernels.channel_affine(x, x, mean, zero, scale, zero if bias is None else bias)
 
     def vjp(g):
+        g = g.reshape(x.shape)
         # sum(g) and sum(g (x - mean)) = sum(g xhat) / inverse_std, per channel
         g_sum, g_centred = kernels.channel_sums(g, x, mean)
         if training:
@@ -54,6 +63,83 @@ def batch_norm(
         grad_x = kernels.channel_affine(g, x, mean, scale, beta, gamma)
         grad_w = None if weight is None else (g_centred * inverse_std).astype(x.dtype)
         grad_b = None if bias is None else g_sum.astype(x.dtype)
-        return grad_x, grad_w, grad_b
+        return grad_x.reshape(shape), grad_w, grad_b
 
-    return out, vjp
+    return out.reshape(shape), vjp
+
+
+def _normalize(x, axes, eps):
+    """(xhat, 1 / sqrt(var + eps)) with mean and biased var over `axes`, kept as size 1."""
+    mean = x.mean(axis=axes, keepdims=True)
+    centred = x - mean
+    inverse_std = 1.0 / np.sqrt((centred * centred).mean(axis=axes, keepdims=True) + eps)
+    return centred * inverse_std, inverse_std
+
+
+def _normalize_backward(dxhat, xhat, inverse_std, axes):
+    # xhat = (x - mean) / sqrt(var + eps) over m values:
+    #   dL/dx = (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) / sqrt(var + eps)
+    return inverse_std * (
+        dxhat
+        - dxhat.mean(axis=axes, keepdims=True)
+        - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)
+    )
+
+
+@primitive
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    # Over the last len(normalized_shape) axes D:  xhat = (x - mean_D) / sqrt(var_D + eps),
+    # y = weight xhat + bias (weight and bias of normalized_shape);
+    #   dL/dx from dxhat = g weight as in _normalize_backward,
+    #   dL/dweight = sum over the leading axes of g xhat,  dL/dbias = that sum of g.
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if x.shape[x.ndim - len(shape) :] != shape or not shape:
+        raise ValueError(
+            f"layer_norm: normalized_shape {shape} does not match the last axes of input "
+            f"shape {x.shape}."
+        )
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    xhat, inverse_std = _normalize(x, axes, eps)
+    out = xhat if weight is None else xhat * weight
+    out = out if bias is None else out + bias
+    leading = tuple(range(x.ndim - len(shape)))
+
+    def vjp(g):
+        dxhat = g if weight is None else g * weight
+        grad_x = _normalize_backward(dxhat, xhat, inverse_std, axes)
+        grad_w = None if weight is None else (g * xhat).sum(axis=leading)
+        grad_b = None if bias is None else g.sum(axis=leading)
+        return grad_x, None, grad_w, grad_b
+
+    return out.astype(x.dtype, copy=False), vjp
+
+
+@primitive
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    # x (N, C, ...) with C split into G groups of C / G channels: each (sample, group) is
+    # normalised over its channels and positions as in layer_norm, then y = weight_c xhat +
+    # bias_c per channel;  dL/dweight_c = sum of g xhat over N and positions.
+    if x.ndim < 2 or x.shape[1] % num_groups:
+        raise ValueError(
+            f"group_norm: num_groups={num_groups} must divide the channels (axis 1) of input "
+            f"shape {x.shape}."
+        )
+    n, c = x.shape[:2]
+    grouped = x.reshape(n, num_groups, -1)
+    xhat, inverse_std = _normalize(grouped, (2,), eps)
+    xhat = xhat.reshape(x.shape)
+    per_channel = (1, c) + (1,) * (x.ndim - 2)
+    out = xhat if weight is None else xhat * weight.reshape(per_channel)
+    out = out if bias is None else out + bias.reshape(per_channel)
+    others = (0, *range(2, x.ndim))
+
+    def vjp(g):
+        dxhat = g if weight is None else g * weight.reshape(per_channel)
+        grad_x = _normalize_backward(
+            dxhat.reshape(n, num_groups, -1), xhat.reshape(n, num_groups, -1), inverse_std, (2,)
+        ).reshape(x.shape)
+        grad_w = None if weight is None else (g * xhat).sum(axis=others)
+        grad_b = None if bias is None else g.sum(axis=others)
+        return grad_x, None, grad_w, grad_b
+
+    return out.astype(x.dtype, copy=False), vjp
