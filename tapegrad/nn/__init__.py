@@ -1,6 +1,6 @@
 """Modules (layers) in PyTorch's style, built on the engine's primitives."""
 
-from tapegrad.nn import init
+from tapegrad.nn import functional, init
 from tapegrad.nn import utils as utils
 from tapegrad.nn.activation import (
     ELU,
@@ -77,6 +77,7 @@ __all__ = [
     "StateDictError",
     "count_macs",
     "dirac_",
+    "functional",
     "he_normal",
     "init",
     "summary",
