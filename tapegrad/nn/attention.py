@@ -85,7 +85,7 @@ class MultiheadAttention(Module):
         bias = None if self.in_proj_bias is None else self.in_proj_bias[rows]
         y = ops.linear(x, weight, bias)
         n, length = x.shape[0], x.shape[1]
-        return y.reshape(n, length, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
+        return y.reshape(n, length, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
 
     def _mask(self, attn_mask, key_padding_mask, is_causal, n, length, source, dtype):
         """The additive mask (N, heads, L, S) or None; a float attn_mask Tensor stays a Tensor."""
@@ -122,7 +122,7 @@ class MultiheadAttention(Module):
         if unbatched:
             query, key, value = (t.reshape(1, *t.shape) for t in (query, key, value))
         elif not self.batch_first:
-            query, key, value = (t.transpose(1, 0, 2) for t in (query, key, value))
+            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
         if query.shape[-1] != self.embed_dim:
             raise ValueError(
                 f"{self!r} got query of shape {query.shape}, expected embed_dim "
@@ -130,7 +130,7 @@ class MultiheadAttention(Module):
             )
         n, length, source = query.shape[0], query.shape[1], key.shape[1]
         q, k, v = self._project(query, 0), self._project(key, 1), self._project(value, 2)
-        scores = (q @ k.transpose(0, 1, 3, 2)) * (1.0 / math.sqrt(self.head_dim))
+        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))
         bias = self._mask(attn_mask, key_padding_mask, is_causal, n, length, source, q.dtype)
         if bias is not None:
             scores = scores + bias
@@ -138,12 +138,12 @@ class MultiheadAttention(Module):
         attended = weights
         if self.training and self.dropout > 0:
             attended = ops.dropout(weights, p=self.dropout)
-        heads = (attended @ v).transpose(0, 2, 1, 3).reshape(n, length, self.embed_dim)
+        heads = (attended @ v).permute(0, 2, 1, 3).reshape(n, length, self.embed_dim)
         out = self.out_proj(heads)
         if unbatched:
             out = out.reshape(length, self.embed_dim)
         elif not self.batch_first:
-            out = out.transpose(1, 0, 2)
+            out = out.transpose(0, 1)
         if not need_weights:
             return out, None
         if average_attn_weights:

@@ -563,6 +563,8 @@ class BatchNorm2d(Module):
     """
 
     _buffers = ("running_mean", "running_var")
+    #: The input ranks taken, and their layout for the error message (C: num_features).
+    _ranks, _layout = (4,), "(N, {C}, H, W)"
 
     def __init__(
         self,
@@ -582,7 +584,9 @@ class BatchNorm2d(Module):
         self.running_var = np.ones(num_features, np.float32)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_input(self, x, 4, 1, self.num_features, f"(N, {self.num_features}, H, W)")
+        if x.ndim not in self._ranks or x.shape[1] != self.num_features:
+            expected = self._layout.format(C=self.num_features)
+            raise ValueError(f"{self!r} got input of shape {x.shape}, expected {expected}.")
         return ops.batch_norm(
             x,
             self.weight,

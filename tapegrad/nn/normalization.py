@@ -6,16 +6,16 @@ import numpy as np
 
 from tapegrad.engine import ops
 from tapegrad.engine.tensor import Tensor
-from tapegrad.nn.modules import Module, Parameter
+from tapegrad.nn.modules import BatchNorm2d, Module, Parameter
 
 __all__ = ["BatchNorm1d", "GroupNorm", "LayerNorm"]
 
 
-class BatchNorm1d(Module):
+class BatchNorm1d(BatchNorm2d):
     """Batch normalisation of (N, C) or (N, C, L) input over N (and L), per channel, with
     running statistics (r <- (1 - momentum) r + momentum batch) used in evaluation."""
 
-    _buffers = ("running_mean", "running_var")
+    _ranks, _layout = (2, 3), "(N, {C}) or (N, {C}, L)"
 
     def __init__(
         self,
@@ -27,33 +27,7 @@ class BatchNorm1d(Module):
     ) -> None:
         if not track_running_stats:
             raise ValueError("BatchNorm1d: track_running_stats=False is not supported.")
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.weight = self.bias = None
-        if affine:
-            self.weight = Parameter(np.ones(num_features, np.float32))
-            self.bias = Parameter(np.zeros(num_features, np.float32))
-        self.running_mean = np.zeros(num_features, np.float32)
-        self.running_var = np.ones(num_features, np.float32)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
-            raise ValueError(
-                f"{self!r} got input of shape {x.shape}, expected (N, {self.num_features}) or "
-                f"(N, {self.num_features}, L)."
-            )
-        return ops.batch_norm(
-            x,
-            self.weight,
-            self.bias,
-            running_mean=self.running_mean,
-            running_var=self.running_var,
-            training=self.training,
-            momentum=self.momentum,
-            eps=self.eps,
-        )
-
-    def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}"
+        super().__init__(num_features, eps, momentum, affine)
 
 
 class LayerNorm(Module):
