@@ -51,8 +51,13 @@ def conv2d(
 
 
 @primitive
-def max_pool2d(x, kernel_size, stride=None):
+def max_pool2d(x, *, kernel_size, stride=None):
     # z = max over each window:  dL/dx = g routed to the window's (first) maximum; the
     # kernel remembers where it was (argmax), so the backward pass is a scatter.
+    # kernel_size and stride are settings (after `*`); `max_pool2d(x, 3, 2)` still works.
+    for setting, value in (("kernel_size", kernel_size), ("stride", stride)):
+        values = value if isinstance(value, tuple | list) else (value,)
+        if value is not None and any(v < 1 for v in values):
+            raise ValueError(f"max_pool2d: {setting} must be positive, got {value!r}.")
     out, argmax = kernels.maxpool2d_forward(x, kernel_size, stride)
     return out, lambda g: (kernels.maxpool2d_backward(g, argmax, x.shape),)

@@ -59,6 +59,10 @@ def cross_entropy(logits, labels, *, label_smoothing=0.0, reduction="mean"):
     # and L = -sum_j t_j log softmax(x)_j. Either way dL/dx = softmax(x) - t, divided by N
     # for the mean.
     labels = _check_labels(logits, labels)
+    if not 0 <= label_smoothing <= 1:
+        raise ValueError(
+            f"cross_entropy: label_smoothing must lie in [0, 1], got {label_smoothing}."
+        )
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(
             f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}."

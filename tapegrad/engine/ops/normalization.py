@@ -25,7 +25,18 @@ def batch_norm(
     # Training also updates the running statistics in place (var unbiased, as PyTorch does).
     # Each way is one pass of per-channel sums and one of per-channel affine maps
     # (kernels.channels), with the sums in float64.
+    if x.ndim != 4 or x.size == 0:
+        raise ValueError(
+            f"batch_norm: expected a non-empty input of shape (N, C, H, W), got shape {x.shape}."
+        )
     count = x.size // x.shape[1]
+    if training and count == 1:
+        # The batch variance of one value is 0 and the output 0, whatever the input (PyTorch
+        # raises too): the running variance would shrink towards 0 and evaluation explode.
+        raise ValueError(
+            f"batch_norm: expected more than 1 value per channel when training, got input of "
+            f"shape {x.shape} (N x H x W = 1)."
+        )
     if training:
         shift = x[0, :, 0, 0].astype(np.float64)
         sums, products = kernels.channel_sums(x, x, shift)
