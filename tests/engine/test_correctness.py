@@ -134,13 +134,21 @@ def test_truth_values_follow_numpy_and_pytorch():
 
 
 # --- 6. batch norm needs more than one value per channel in training ------------------
-def test_batch_norm_refuses_one_value_per_channel_in_training_and_an_empty_batch():
+def test_batch_norm_refuses_one_value_per_channel_in_training_and_takes_an_empty_batch():
     layer = nn.BatchNorm2d(3)
     with pytest.raises(ValueError, match="more than 1 value per channel when training"):
         layer(tg.randn(1, 3, 1, 1))
     np.testing.assert_array_equal(layer.running_var, np.ones(3))  # untouched
-    with pytest.raises(ValueError, match=r"non-empty input.*\(0, 3, 4, 4\)"):
-        layer(tg.zeros(0, 3, 4, 4))
+    empty = tg.zeros(0, 3, 4, 4, requires_grad=True)
+    out = layer(empty)  # an empty batch gives an empty result, as in PyTorch
+    out.sum().backward()
+    assert out.shape == (0, 3, 4, 4) and empty.grad.shape == (0, 3, 4, 4)
+    np.testing.assert_array_equal(layer.bias.grad, np.zeros(3))
+    np.testing.assert_array_equal(layer.running_mean, np.zeros(3))
+    with pytest.raises(ValueError, match=r"batch_norm: expected input of shape \(N, C, H, W\)"):
+        tg.batch_norm(
+            tg.zeros(2, 3), running_mean=np.zeros(3), running_var=np.ones(3), training=True
+        )
     layer.eval()
     assert layer(tg.randn(1, 3, 1, 1)).shape == (1, 3, 1, 1)  # evaluation is fine
 
@@ -309,3 +317,5 @@ def test_keyword_bias_scalar_dtype_and_dropout_match_pytorch():
     )
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         torch.nn.BatchNorm2d(3)(torch.zeros(1, 3, 1, 1))
+    assert torch.nn.BatchNorm2d(3)(torch.zeros(0, 3, 4, 4)).shape == (0, 3, 4, 4)
+    assert nn.BatchNorm2d(3)(tg.zeros(0, 3, 4, 4)).shape == (0, 3, 4, 4)

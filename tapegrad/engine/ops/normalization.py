@@ -25,10 +25,15 @@ def batch_norm(
     # Training also updates the running statistics in place (var unbiased, as PyTorch does).
     # Each way is one pass of per-channel sums and one of per-channel affine maps
     # (kernels.channels), with the sums in float64.
-    if x.ndim != 4 or x.size == 0:
-        raise ValueError(
-            f"batch_norm: expected a non-empty input of shape (N, C, H, W), got shape {x.shape}."
-        )
+    if x.ndim != 4:
+        raise ValueError(f"batch_norm: expected input of shape (N, C, H, W), got shape {x.shape}.")
+    if x.size == 0:  # an empty batch: an empty result, statistics untouched (as PyTorch)
+
+        def empty_vjp(g):
+            zeros = [None if p is None else np.zeros_like(p) for p in (weight, bias)]
+            return np.zeros_like(x), *zeros
+
+        return np.empty_like(x), empty_vjp
     count = x.size // x.shape[1]
     if training and count == 1:
         # The batch variance of one value is 0 and the output 0, whatever the input (PyTorch
