@@ -6,6 +6,7 @@ modules of `tapegrad.engine.ops` that define them, so this module needs none of 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -33,11 +34,22 @@ class Tensor:
     Float data defaults to float32 (float64 is kept when given); integer data stays integer.
     """
 
-    __slots__ = ("__weakref__", "_holds", "_locked", "_record", "data", "grad", "requires_grad")
+    __slots__ = (
+        "__weakref__",
+        "_data",
+        "_fingerprint",
+        "_holds",
+        "_locked",
+        "_record",
+        "_version",
+        "grad",
+        "requires_grad",
+    )
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operators
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
-        self.data: np.ndarray = _as_array(data, dtype)
+        self._data: np.ndarray = _as_array(data, dtype)
+        self._version = 0
         self._init(requires_grad)
 
     def _init(self, requires_grad: bool) -> None:
@@ -50,32 +62,54 @@ class Tensor:
         self._record: tape.Record | None = None
         self._holds = 0
         self._locked = False
+        self._fingerprint: int | None = None
+
+    @property
+    def data(self) -> np.ndarray:
+        """The values, an ndarray shared with this tensor (not a copy)."""
+        return self._data
+
+    @data.setter
+    def data(self, array: np.ndarray) -> None:
+        # Assigning (also `t.data -= x`, which assigns the edited array back) is the in-place
+        # operation of a Tensor: it bumps the version that backward() checks (see tape).
+        self._data = array
+        self._version += 1
 
     @classmethod
     def _wrap(cls, array: np.ndarray, requires_grad: bool = False) -> Tensor:
         """Wrap an array without copying it (for ops' results)."""
         tensor = cls.__new__(cls)
-        tensor.data = array
+        tensor._data = array
+        tensor._version = 0
         tensor._init(requires_grad)
         return tensor
 
     # --- the read-only lock a pending backward() keeps on the arrays it needs ----------
     def _hold(self) -> None:
         """Count one more tape record that needs this array; the first makes it read-only."""
-        if self._holds == 0 and self.data.flags.writeable:
-            self.data.flags.writeable = False
+        if self._holds == 0 and self._data.flags.writeable:
+            self._data.flags.writeable = False
             self._locked = True
         self._holds += 1
 
     def _release(self) -> bool:
         """Drop one hold; True when none is left and the array should become writeable."""
         self._holds -= 1
-        return self._holds == 0 and self._locked
+        if self._holds:
+            return False
+        self._fingerprint = None  # nothing pending needs these values any more
+        return self._locked
+
+    def _shares_memory(self) -> bool:
+        """Whether other arrays may reach this tensor's memory: its array is a view, or some
+        other object (a view of it, say) holds a reference to it besides this tensor."""
+        return self._data.base is not None or sys.getrefcount(self._data) > 2
 
     def _unlock(self) -> None:
         self._locked = False
         try:
-            self.data.flags.writeable = True
+            self._data.flags.writeable = True
         except ValueError:  # a view of an array that someone else keeps read-only
             pass
 
@@ -137,6 +171,16 @@ class Tensor:
     def __float__(self) -> float:
         return float(self.item())
 
+    def __bool__(self) -> bool:
+        # As NumPy and PyTorch: one element gives its truth value, more are ambiguous (and
+        # `t in list` compares elementwise, so it raises too unless t itself is in the list).
+        if self._data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor with {self._data.size} elements (shape "
+                f"{self.shape}) is ambiguous; reduce it first, e.g. `t.numpy().any()` or `.all()`."
+            )
+        return bool(self._data.item())
+
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         if dtype is None and not copy:
             return self.data
@@ -161,7 +205,8 @@ class Tensor:
 
     # --- comparisons: results without a gradient ----------------------------------------
     def _compare(self, other: Any, op: Any) -> Tensor:
-        return Tensor._wrap(op(self.data, other.data if isinstance(other, Tensor) else other))
+        result = op(self.data, other.data if isinstance(other, Tensor) else other)
+        return Tensor._wrap(np.asarray(result))  # a 0-d result comes back as a NumPy scalar
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
         return self._compare(other, np.equal)

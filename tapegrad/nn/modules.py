@@ -428,6 +428,11 @@ def _is_2x2(pool: MaxPool2d) -> bool:
     return pool.kernel_size in (2, (2, 2)) and pool.stride in (2, (2, 2))
 
 
+def _as_input(x: Any) -> Tensor:
+    """A layer's input as a Tensor: arrays and (nested) lists are converted as by `tensor`."""
+    return x if isinstance(x, Tensor) else as_tensor(x)
+
+
 def _check_input(layer: Module, x: Tensor, ndim: int, axis: int, size: int, expected: str) -> None:
     if x.ndim != ndim or x.shape[axis] != size:
         raise ValueError(f"{layer!r} got input of shape {x.shape}, expected {expected}.")
@@ -477,6 +482,7 @@ class Linear(Module):
         self.weight, self.bias = _initial_parameters((out_features, in_features), bias, init)
 
     def forward(self, x: Tensor) -> Tensor:
+        x = _as_input(x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"{self!r} got input of shape {x.shape}, expected (N, {self.in_features})."
@@ -498,7 +504,7 @@ class Conv2d(Module):
         out_channels: int,
         kernel_size: int | tuple[int, int],
         stride: int = 1,
-        padding: int = 0,
+        padding: int | str | tuple[int, ...] = 0,
         bias: bool = True,
         init: Initialisation = "pytorch",
     ) -> None:
@@ -511,6 +517,7 @@ class Conv2d(Module):
     def forward(self, x: Tensor, relu: bool = False, pool: bool = False) -> Tensor:
         """The convolution of x; with relu then max(., 0), with pool then 2x2 max pooling
         with stride 2: one fused primitive (see ops.conv2d)."""
+        x = _as_input(x)
         _check_input(self, x, 4, 1, self.in_channels, f"(N, {self.in_channels}, H, W)")
         return ops.conv2d(
             x,
@@ -533,7 +540,11 @@ class MaxPool2d(Module):
     """Max pooling over windows of `kernel_size`, moved by `stride` (default: the kernel)."""
 
     def __init__(self, kernel_size: int, stride: int | None = None) -> None:
-        self.kernel_size, self.stride = kernel_size, stride or kernel_size
+        stride = kernel_size if stride is None else stride
+        for name, value in (("kernel_size", kernel_size), ("stride", stride)):
+            if min(value if isinstance(value, tuple | list) else (value,)) < 1:
+                raise ValueError(f"MaxPool2d: {name} must be positive, got {value!r}.")
+        self.kernel_size, self.stride = kernel_size, stride
 
     def forward(self, x: Tensor) -> Tensor:
         return ops.max_pool2d(x, kernel_size=self.kernel_size, stride=self.stride)
@@ -551,7 +562,7 @@ class Flatten(Module):
     """Flatten all axes but the batch axis: (N, ...) -> (N, prod(...))."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.flatten(1)
+        return _as_input(x).flatten(1)
 
 
 class BatchNorm2d(Module):
@@ -584,6 +595,7 @@ class BatchNorm2d(Module):
         self.running_var = np.ones(num_features, np.float32)
 
     def forward(self, x: Tensor) -> Tensor:
+        x = _as_input(x)
         if x.ndim not in self._ranks or x.shape[1] != self.num_features:
             expected = self._layout.format(C=self.num_features)
             raise ValueError(f"{self!r} got input of shape {x.shape}, expected {expected}.")
@@ -622,8 +634,8 @@ class Dropout(Module):
     """Zero each element with probability p in training (and scale the rest by 1/(1-p))."""
 
     def __init__(self, p: float = 0.5) -> None:
-        if not 0 <= p < 1:
-            raise ValueError(f"Dropout: p must lie in [0, 1), got {p}.")
+        if not 0 <= p <= 1:
+            raise ValueError(f"Dropout: p must lie in [0, 1], got {p}.")
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
@@ -637,14 +649,14 @@ class GlobalMaxPool2d(Module):
     """The maximum over each channel's whole plane: (N, C, H, W) -> (N, C)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.max(axis=(2, 3))
+        return _as_input(x).max(axis=(2, 3))
 
 
 class GlobalAvgPool2d(Module):
     """The mean over each channel's whole plane: (N, C, H, W) -> (N, C)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.mean(axis=(2, 3))
+        return _as_input(x).mean(axis=(2, 3))
 
 
 class CrossEntropyLoss(Module):

@@ -60,8 +60,8 @@ def test_dropout_keeps_the_expectation_and_is_the_identity_in_evaluation():
     assert set(np.unique(y)) == {0.0, np.float32(1 / 0.75)}
     drop.eval()
     np.testing.assert_array_equal(drop(x).numpy(), x.numpy())
-    with pytest.raises(ValueError, match=r"p must lie in \[0, 1\)"):
-        nn.Dropout(1.0)
+    with pytest.raises(ValueError, match=r"p must lie in \[0, 1\]"):
+        nn.Dropout(-0.5)
 
 
 def test_global_pooling():
@@ -102,3 +102,18 @@ def test_whitening_filters_decorrelate_patches():
     covariance = np.cov(out.transpose(1, 0, 2, 3).reshape(12, -1))
     np.testing.assert_allclose(covariance, np.eye(12), atol=0.02)
     np.testing.assert_array_equal(filters[12:], -filters[:12])
+
+
+def test_out_of_range_layer_settings_are_refused_when_the_layer_is_built():
+    with pytest.raises(ValueError, match="MaxPool2d: stride must be positive, got 0"):
+        nn.MaxPool2d(2, stride=0)
+    assert nn.MaxPool2d(3).stride == 3 and nn.MaxPool2d(3, stride=1).stride == 1
+    for padding, pixels in (("same", 1), ("valid", 0)):  # as PyTorch's Conv2d
+        layer = nn.Conv2d(3, 4, 3, padding=padding)
+        x = tg.randn(1, 3, 6, 6)
+        expected = tg.conv2d(x, layer.weight, layer.bias, padding=pixels)
+        np.testing.assert_allclose(layer(x).numpy(), expected.numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"Dropout: p must lie in \[0, 1\]"):
+        nn.Dropout(1.5)
+    layer = nn.Dropout(1.0)  # allowed, as in PyTorch: everything dropped
+    np.testing.assert_array_equal(layer(tg.ones(2, 3)).numpy(), np.zeros((2, 3)))

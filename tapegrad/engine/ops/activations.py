@@ -110,8 +110,13 @@ def softplus(x, *, beta: float = 1.0, threshold: float = 20.0):
 def dropout(x, *, p, training=True):
     # In training each element is kept with probability 1 - p and scaled by 1 / (1 - p),
     # so the expectation is unchanged:  y = x mask,  dL/dx = g mask.  In evaluation y = x.
+    # With p = 1 nothing is kept: y = 0 and dL/dx = 0 (as PyTorch), not 0/0.
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must lie in [0, 1], got {p}.")
     if not training or p == 0:
         return x, lambda g: (g,)
+    if p == 1:
+        return np.zeros_like(x), lambda g: (np.zeros_like(g),)
     mask = (generator().random(x.shape) >= p).astype(x.dtype) / x.dtype.type(1 - p)
     return x * mask, lambda g: (g * mask,)
 

@@ -26,11 +26,6 @@ def _is_basic_index(index: Any) -> bool:
 def getitem(x, *, index):
     # z = x[index]:  dL/dx = zeros with g scattered back to the indexed places; integer-array
     # indices may repeat an element, whose gradients then add up (np.add.at).
-    if isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    elif isinstance(index, Tensor):
-        index = index.data
-
     def vjp(g):
         grad = np.zeros_like(x, dtype=np.result_type(x, g))
         if _is_basic_index(index):
@@ -107,7 +102,17 @@ def masked_fill(input: Any, mask: Any, value: Any) -> Tensor:
 
 gather = _gather
 
-Tensor.__getitem__ = lambda self, index: getitem(self, index=index)
+
+def _getitem(self: Tensor, index: Any) -> Tensor:
+    """`t[index]`; Tensor indices (an integer tensor, a mask) index by their values."""
+    if isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    elif isinstance(index, Tensor):
+        index = index.data
+    return getitem(self, index=index)
+
+
+Tensor.__getitem__ = _getitem
 Tensor.gather = gather
 Tensor.index_select = index_select
 Tensor.masked_fill = masked_fill

@@ -146,6 +146,10 @@ def cross_entropy(
     # (N, C, d1, ...) logits take the general path: log_probs = log softmax over axis 1,
     # the losses of _class_losses (G = dL/dlog_probs), and dL/dx = G - softmax(x) sum_j G_j.
     _check_reduction("cross_entropy", reduction)
+    if not 0 <= label_smoothing <= 1:
+        raise ValueError(
+            f"cross_entropy: label_smoothing must lie in [0, 1], got {label_smoothing}."
+        )
     target = np.asarray(labels)
     if (
         weight is not None

@@ -33,7 +33,21 @@ def batch_norm(
         raise ValueError(
             f"batch_norm: input must be (N, C), (N, C, L) or (N, C, H, W), got shape {shape}."
         )
+    if x.size == 0:  # an empty batch: an empty result, statistics untouched (as PyTorch)
+
+        def empty_vjp(g):
+            zeros = [None if p is None else np.zeros_like(p) for p in (weight, bias)]
+            return np.zeros(shape, x.dtype), *zeros
+
+        return np.empty(shape, x.dtype), empty_vjp
     count = x.size // x.shape[1]
+    if training and count == 1:
+        # The batch variance of one value is 0 and the output 0, whatever the input (PyTorch
+        # raises too): the running variance would shrink towards 0 and evaluation explode.
+        raise ValueError(
+            f"batch_norm: expected more than 1 value per channel when training, got input of "
+            f"shape {x.shape} (N x H x W = 1)."
+        )
     if training:
         shift = x[0, :, 0, 0].astype(np.float64)
         sums, products = kernels.channel_sums(x, x, shift)
@@ -87,12 +101,14 @@ def _normalize_backward(dxhat, xhat, inverse_std, axes):
 
 
 @primitive
-def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+def layer_norm(x, normalized_shape, weight=None, bias=None, *, eps=1e-5):
     # Over the last len(normalized_shape) axes D:  xhat = (x - mean_D) / sqrt(var_D + eps),
     # y = weight xhat + bias (weight and bias of normalized_shape);
     #   dL/dx from dxhat = g weight as in _normalize_backward,
     #   dL/dweight = sum over the leading axes of g xhat,  dL/dbias = that sum of g.
-    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    # normalized_shape is an input in PyTorch's argument order (with no gradient), so it may
+    # arrive as an int, a tuple or the array @primitive made of a list
+    shape = tuple(int(n) for n in np.atleast_1d(normalized_shape))
     if x.shape[x.ndim - len(shape) :] != shape or not shape:
         raise ValueError(
             f"layer_norm: normalized_shape {shape} does not match the last axes of input "
@@ -115,10 +131,11 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 
 @primitive
-def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+def group_norm(x, num_groups, weight=None, bias=None, *, eps=1e-5):
     # x (N, C, ...) with C split into G groups of C / G channels: each (sample, group) is
     # normalised over its channels and positions as in layer_norm, then y = weight_c xhat +
     # bias_c per channel;  dL/dweight_c = sum of g xhat over N and positions.
+    num_groups = int(num_groups)  # an input in PyTorch's argument order, with no gradient
     if x.ndim < 2 or x.shape[1] % num_groups:
         raise ValueError(
             f"group_norm: num_groups={num_groups} must divide the channels (axis 1) of input "

@@ -52,7 +52,7 @@ def _pool_geometry(function, x_shape, kernel_size, stride, padding, dilation, ce
 
 
 @primitive
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+def max_pool2d(x, *, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     # z = max over each window:  dL/dx = g routed to the window's (first) maximum; the
     # kernel remembers where it was (argmax), so the backward pass is a scatter. Padding
     # reads -inf. Without padding, dilation or ceil_mode this is the numba kernel; else the
@@ -90,6 +90,7 @@ def _avg_divisors(size, k, s, p, count, count_include_pad):
 @primitive
 def avg_pool2d(
     x,
+    *,
     kernel_size,
     stride=None,
     padding=0,
@@ -151,7 +152,7 @@ def _averaging_matrix(size: int, count: int, dtype) -> np.ndarray:
 
 
 @primitive
-def adaptive_avg_pool2d(x, output_size):
+def adaptive_avg_pool2d(x, *, output_size):
     # The mean over each bin, bins as PyTorch: separable, so z = A_h x A_w^T per plane with
     # A the averaging matrices of _averaging_matrix:  dL/dx = A_h^T g A_w.
     out_h, out_w = _adaptive_output("adaptive_avg_pool2d", x.shape, output_size)
@@ -162,7 +163,7 @@ def adaptive_avg_pool2d(x, output_size):
 
 
 @primitive
-def adaptive_max_pool2d(x, output_size):
+def adaptive_max_pool2d(x, *, output_size):
     # The maximum over each bin (bins as adaptive_avg_pool2d's):  dL/dx = g routed to each
     # bin's (first) maximum.
     out_h, out_w = _adaptive_output("adaptive_max_pool2d", x.shape, output_size)
