@@ -11,7 +11,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def _table_rows() -> list[tuple[str, str]]:
     """(tapegrad name, kind) for each row of the first table under "## Ops"."""
-    section = README.read_text().split("\n## Ops\n", 1)[1].split("\n## ", 1)[0]
+    section = re.split(r"\n##+ ", README.read_text().split("\n## Ops\n", 1)[1])[0]
     rows = []
     for line in section.splitlines():
         match = re.match(r"\| `([\w.]+)` \|.*\| ([^|]+) \|$", line)

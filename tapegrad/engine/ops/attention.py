@@ -49,8 +49,7 @@ def scaled_dot_product_attention(
     length, source = q_shape[-2], k_shape[-2]
     dtype = np.result_type(getattr(query, "dtype", np.float64))
     factor = 1.0 / math.sqrt(q_shape[-1]) if scale is None else scale
-    axes = (*range(len(k_shape) - 2), len(k_shape) - 1, len(k_shape) - 2)
-    scores = mul(matmul(query, transpose(key, axes=axes)), dtype.type(factor))
+    scores = mul(matmul(query, transpose(key, -2, -1)), dtype.type(factor))
     if is_causal:
         scores = add(scores, _mask_bias(np.tri(length, source, dtype=bool), dtype))
     elif attn_mask is not None:

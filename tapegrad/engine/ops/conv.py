@@ -243,12 +243,12 @@ def conv1d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
         padding = (0, padding)
     n, channels, length = x.shape
     y = conv2d(
-        reshape(x, shape=(n, channels, 1, length)),
-        reshape(weight, shape=(weight.shape[0], weight.shape[1], 1, weight.shape[2])),
+        reshape(x, (n, channels, 1, length)),
+        reshape(weight, (weight.shape[0], weight.shape[1], 1, weight.shape[2])),
         bias,
         stride=(1, stride[0] if isinstance(stride, tuple | list) else stride),
         padding=padding,
         dilation=(1, dilation[0] if isinstance(dilation, tuple | list) else dilation),
         groups=groups,
     )
-    return reshape(y, shape=(n, y.shape[1], y.shape[3]))
+    return reshape(y, (n, y.shape[1], y.shape[3]))

@@ -195,8 +195,8 @@ def cross_entropy(
             grad -= label_smoothing / classes
         grad[rows, labels] -= 1 - label_smoothing
         if reduction == "none":
-            return grad * g[:, np.newaxis], None
-        return grad * (g / batch if reduction == "mean" else g), None
+            return grad * g[:, np.newaxis], None, None
+        return grad * (g / batch if reduction == "mean" else g), None, None
 
     return out.astype(logits.dtype, copy=False), vjp
 
@@ -235,6 +235,7 @@ def _pointwise(function, x, t, losses, dx, dt, reduction, needs_grad, extra=()):
         return (
             unbroadcast(spread * dx(), np.shape(x)) if needs_grad[0] else None,
             unbroadcast(spread * dt(), np.shape(t)) if needs_grad[1] else None,
+            *(None,) * (len(needs_grad) - 2),  # a class weight is a constant
         )
 
     return out.astype(np.result_type(x, t), copy=False), vjp
