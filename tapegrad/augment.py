@@ -71,3 +71,42 @@ def flip_tta_logits(
     plain = predict_logits(model, x, batch_size, transform)
     mirrored = predict_logits(model, np.ascontiguousarray(x[:, :, :, ::-1]), batch_size, transform)
     return (plain + mirrored) / 2
+
+
+#: Test-time augmentation levels, from none to airbench's six views.
+TTA_LEVELS = ("none", "flip", "flip-translate")
+
+
+def tta_logits(
+    model: Module,
+    x: np.ndarray,
+    level: str = "flip",
+    batch_size: int = 1000,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """The model's logits for `x` averaged over test-time views, as airbench weights them.
+
+    "none": the images alone. "flip": the mean over the images and their mirrors.
+    "flip-translate": half the flip mean of the images, plus half the mean of the flip means
+    of the images translated by one pixel up-left and down-right (reflect-padded): six views,
+    weighted 1/4, 1/4 and 1/8 each for the four translated ones.
+    """
+    if level not in TTA_LEVELS:
+        raise ValueError(f"tta_logits: unknown level {level!r}, expected one of {TTA_LEVELS}.")
+    if level == "none":
+        return predict_logits(model, x, batch_size, transform)
+    logits = flip_tta_logits(model, x, batch_size, transform)
+    if level == "flip":
+        return logits
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), "reflect")
+    height, width = x.shape[2:]
+    translated = [
+        flip_tta_logits(
+            model,
+            np.ascontiguousarray(padded[:, :, dy : dy + height, dy : dy + width]),
+            batch_size,
+            transform,
+        )
+        for dy in (0, 2)
+    ]
+    return 0.5 * logits + 0.25 * (translated[0] + translated[1])
