@@ -219,6 +219,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="test accuracy (no TTA) after every epoch, outside the timed work",
     )
+    parser.add_argument(
+        "--train-images", type=int, default=None, help="only the first N (smoke tests)"
+    )
+    parser.add_argument(
+        "--test-images", type=int, default=None, help="only the first N (smoke tests)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="default: runs/cifar_improve_...")
     parser.add_argument("--data-dir", type=Path, default=None, help="default: $TAPEGRAD_DATA")
@@ -269,6 +275,8 @@ def main(argv: list[str] | None = None) -> dict:
     out = args.out or Path(f"runs/cifar_improve_{work}")
 
     x_train, y_train, x_test, y_test = load_cifar10(args.data_dir)
+    x_train, y_train = x_train[: args.train_images], y_train[: args.train_images]
+    x_test, y_test = x_test[: args.test_images], y_test[: args.test_images]
     if batch_size > len(x_train):
         parser.error(f"--batch-size {batch_size} exceeds the {len(x_train)} training images.")
     tg.manual_seed(args.seed)
@@ -377,6 +385,8 @@ def main(argv: list[str] | None = None) -> dict:
     recorded = {
         **{k: v for k, v in settings.items() if k != "hyper"},
         "seed": args.seed,
+        "train_images": len(x_train),
+        "test_images": len(x_test),
         **hyper,
     }
     results = write_classification_run(
