@@ -380,6 +380,8 @@ def main(argv: list[str] | None = None) -> dict:
     logits = augment.tta_logits(model, x_test, settings["tta"], EVAL_BATCH, normalise)
     predictions = logits.argmax(axis=1)
     total_seconds = timed()
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    confidences = probabilities.max(axis=1) / probabilities.sum(axis=1)
     flops = training_flops(model) * images_seen
     epochs_done = images_seen / len(x_train)
     recorded = {
@@ -398,6 +400,7 @@ def main(argv: list[str] | None = None) -> dict:
         predictions=predictions,
         settings=recorded,
         class_names=CIFAR10_CLASSES,
+        confidences=confidences,
         extra={
             "epochs": epochs_done,
             "steps": step,
@@ -410,6 +413,12 @@ def main(argv: list[str] | None = None) -> dict:
         },
     )
     _plot_curves(history, curves, out / "curves.png")
+    filters = plots.plot_filters(model.whiten.weight.data)
+    filters.suptitle(
+        "Whitening filters (fixed, not learned): the 2x2 patches' principal components "
+        "scaled by 1/sqrt(eigenvalue + eps), and their negatives (each rescaled, RGB)"
+    )
+    plots.save_figure(filters, out / "filters.png")
     budget_text = f"a {budget:.0f} s budget" if epochs is None else f"{epochs:g} epochs asked"
     print(
         f"\ntest accuracy ({settings['tta']} TTA): {results['test_accuracy']:.4f} after "

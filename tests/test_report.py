@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tapegrad import nn, report
-from tapegrad.analysis import write_classification_run
+from tapegrad.analysis import misclassified, write_classification_run
 from tapegrad.train import History
 
 
@@ -88,3 +88,11 @@ def test_runs_label_is_relative_inside_the_project(runs, monkeypatch):
     assert report.runs_label() == "runs/"
     monkeypatch.setenv(report.RUNS_VARIABLE, str(runs))
     assert report.runs_label() == f"{runs.resolve()}/"
+
+
+def test_misclassified_puts_the_most_confident_mistakes_first():
+    labels = np.array([0, 1, 2, 3, 4])
+    predictions = np.array([1, 1, 0, 0, 0])
+    confidences = np.array([0.4, 0.99, 0.9, 0.3, 0.6])
+    np.testing.assert_array_equal(misclassified(labels, predictions), [0, 2, 3, 4])
+    np.testing.assert_array_equal(misclassified(labels, predictions, confidences), [2, 4, 0, 3])
