@@ -169,6 +169,60 @@ def build_optimizer(model: Net, batch_size: int, hyper: dict[str, float]) -> opt
     return optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
 
 
+class TapegradTrainer:
+    """The recipe's loss, optimiser and lookahead around a tapegrad Net, one step at a time on
+    prepared batches; the loop (data, augmentation, schedules) is shared with PyTorch's
+    trainer in torch_recipe.py, which has the same methods."""
+
+    def __init__(self, model: Net, batch_size: int, hyper: dict[str, float]) -> None:
+        self.model = model
+        self.loss_fn = nn.CrossEntropyLoss(
+            label_smoothing=hyper["label_smoothing"], reduction="sum"
+        )
+        self.optimizer = build_optimizer(model, batch_size, hyper)
+        self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self.average = optim.ExponentialMovingAverage(model, hyper["lookahead_decay"])
+
+    def set_lr_factor(self, factor: float) -> None:
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * factor
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the weights (not the BN biases) for the next step."""
+        return self.optimizer.param_groups[1]["lr"]
+
+    def train_whitening_bias(self, trained: bool) -> None:
+        self.model.whiten.bias.requires_grad = trained
+
+    def step(self, inputs: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        """One SGD step on normalised images; returns the summed loss and the logits."""
+        logits = self.model(Tensor._wrap(inputs))
+        loss = self.loss_fn(logits, labels)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss.item(), logits.data
+
+    def lookahead(self, decay: float) -> None:
+        """Average the weights into the running average with `decay`, and jump to it."""
+        self.average.update(self.model, decay)
+        self.average.copy_to(self.model)
+
+    def use_average(self) -> None:
+        self.average.copy_to(self.model)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Logits for uint8 images, in evaluation mode."""
+        return predict_logits(self.model, images, EVAL_BATCH, normalise)
+
+    def weight_decay_loss(self) -> float:
+        return weight_decay_loss(self.optimizer)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return self.model.state_dict()
+
+
 def pick_preset(budget_minutes: float) -> int:
     """The largest preset whose budget fits in the one asked for (the smallest otherwise)."""
     fitting = [minutes for minutes in PRESETS if minutes <= budget_minutes]
@@ -224,6 +278,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--test-images", type=int, default=None, help="only the first N (smoke tests)"
+    )
+    parser.add_argument(
+        "--framework",
+        choices=("tapegrad", "torch"),
+        default="tapegrad",
+        help="the same network, recipe and data pipeline in PyTorch (experiments/torch_recipe.py)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="default: runs/cifar_improve_...")
@@ -282,8 +342,8 @@ def main(argv: list[str] | None = None) -> dict:
     tg.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     model = Net(settings["widths"], hyper["batchnorm_momentum"], hyper["head_scale"])
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=hyper["label_smoothing"], reduction="sum")
-    _compile(model, loss_fn)  # numba compilation is outside the budget
+    if args.framework == "tapegrad":
+        _compile(model)  # numba compilation is outside the budget
 
     clock = time.perf_counter()
     excluded = 0.0  # seconds of per-epoch evaluation, kept out of the timed work
@@ -294,11 +354,15 @@ def main(argv: list[str] | None = None) -> dict:
     model.whiten.weight.data[...] = nn.whitening_filters(
         normalise(x_train[:WHITENING_IMAGES]), 2, centred=False
     )
-    optimizer = build_optimizer(model, batch_size, hyper)
+    if args.framework == "tapegrad":
+        trainer = TapegradTrainer(model, batch_size, hyper)
+    else:
+        from torch_recipe import TorchTrainer  # PyTorch is optional
+
+        trainer = TorchTrainer(model.state_dict(), settings["widths"], batch_size, hyper)
     progress = {"fraction": 0.0}
     schedule = optim.triangular(1, hyper["warmup_fraction"], hyper["lr_start"], hyper["lr_end"])
-    scheduler = optim.LRScheduler(optimizer, lambda _: schedule(progress["fraction"]))
-    lookahead = optim.ExponentialMovingAverage(model, hyper["lookahead_decay"])
+    trainer.set_lr_factor(schedule(0.0))
     history = History()
     curves: dict[str, list[float]] = {
         "learning_rate": [],
@@ -314,17 +378,13 @@ def main(argv: list[str] | None = None) -> dict:
     step, epoch, images_seen = 0, 0, 0
     done = False
     while not done:
-        model.whiten.bias.requires_grad = epoch < hyper["whiten_bias_epochs"]
+        trainer.train_whitening_bias(epoch < hyper["whiten_bias_epochs"])
         order = rng.permutation(len(x_train))
         for first in range(0, steps_per_epoch * batch_size, batch_size):
             indices = order[first : first + batch_size]
             batch = augment.random_crop(x_train[indices], hyper["translate"], rng)
             batch = augment.alternating_flip(batch, indices, epoch, args.seed)
-            logits = model(Tensor._wrap(normalise(batch)))
-            loss = loss_fn(logits, y_train[indices])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            loss, logits = trainer.step(normalise(batch), y_train[indices])
             step += 1
             images_seen += batch_size
             if total_steps is not None:
@@ -340,18 +400,17 @@ def main(argv: list[str] | None = None) -> dict:
                     reserve = views * seconds_per_image * 0.75 + 15
                 progress["fraction"] = min(timed() / max(budget - reserve, 1e-9), 1.0)
             done = progress["fraction"] >= 1.0
-            scheduler.step()  # the next step's rate, at the progress made so far
+            trainer.set_lr_factor(schedule(progress["fraction"]))  # the next step's rate
             if step % hyper["lookahead_every"] == 0:
                 # Lookahead: the weights jump back to their average, which is averaged more
                 # strongly as training ends (airbench's schedule).
-                lookahead.update(model, hyper["lookahead_decay"] * progress["fraction"] ** 3)
-                lookahead.copy_to(model)
+                trainer.lookahead(hyper["lookahead_decay"] * progress["fraction"] ** 3)
             if step % 10 == 0 or done:
                 history.iteration.append(step)
-                history.loss.append(loss.item() / batch_size)
-                history.accuracy.append(float(np.mean(logits.data.argmax(1) == y_train[indices])))
-                history.weight_decay_loss.append(weight_decay_loss(optimizer))
-                curves["learning_rate"].append(optimizer.param_groups[1]["lr"])
+                history.loss.append(loss / batch_size)
+                history.accuracy.append(float(np.mean(logits.argmax(1) == y_train[indices])))
+                history.weight_decay_loss.append(trainer.weight_decay_loss())
+                curves["learning_rate"].append(trainer.lr)
                 curves["learning_rate_iteration"].append(step)
                 if not args.no_progress:
                     total = f"{total_steps} steps" if total_steps else f"{budget:.0f} s"
@@ -367,19 +426,19 @@ def main(argv: list[str] | None = None) -> dict:
         epoch += 1
         if args.eval_every_epoch:
             started = time.perf_counter()
-            accuracy = float(
-                np.mean(predict_logits(model, x_test, EVAL_BATCH, normalise).argmax(1) == y_test)
-            )
+            accuracy = float(np.mean(trainer.predict(x_test).argmax(1) == y_test))
             curves["test_accuracy"].append(accuracy)
             curves["test_accuracy_iteration"].append(step)
             excluded += time.perf_counter() - started
             print(f"\nepoch {epoch} ({step} steps): test accuracy {accuracy:.4f} (no TTA)")
     train_seconds = timed()
     history.seconds, history.images = train_seconds, images_seen
-    lookahead.copy_to(model)
-    logits = augment.tta_logits(model, x_test, settings["tta"], EVAL_BATCH, normalise)
+    trainer.use_average()
+    views = augment.tta_views(x_test, settings["tta"])
+    logits = sum(weight * trainer.predict(view) for weight, view in views)
     predictions = logits.argmax(axis=1)
     total_seconds = timed()
+    model.load_state_dict(trainer.state_dict())  # a PyTorch run's weights, saved as tapegrad's
     probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
     confidences = probabilities.max(axis=1) / probabilities.sum(axis=1)
     flops = training_flops(model) * images_seen
@@ -387,6 +446,7 @@ def main(argv: list[str] | None = None) -> dict:
     recorded = {
         **{k: v for k, v in settings.items() if k != "hyper"},
         "seed": args.seed,
+        "framework": args.framework,
         "train_images": len(x_train),
         "test_images": len(x_test),
         **hyper,
@@ -444,11 +504,11 @@ def _plot_curves(history: History, curves: dict[str, list[float]], path: Path) -
     plots.plot_curves(named, path)
 
 
-def _compile(model: Net, loss_fn: nn.Module) -> None:
+def _compile(model: Net) -> None:
     """One throwaway step on a copy of the state, so that compilation is not timed."""
     state = model.state_dict()
     x = Tensor._wrap(np.zeros((2, 3, 32, 32), np.float32))
-    loss_fn(model(x), np.zeros(2, dtype=np.int64)).backward()
+    nn.CrossEntropyLoss()(model(x), np.zeros(2, dtype=np.int64)).backward()
     with tg.no_grad():
         model.eval()
         model(x)

@@ -136,6 +136,7 @@ def test_flip_translate_tta_weights_six_views_as_airbench():
     got = augment.tta_logits(model, images, "flip-translate", batch_size=2)
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     np.testing.assert_allclose(augment.tta_logits(model, images, "none"), view(images))
+    assert sum(weight for weight, _ in augment.tta_views(images, "flip-translate")) == 1
     with pytest.raises(ValueError, match="unknown level 'rotate'"):
         augment.tta_logits(model, images, "rotate")
 
@@ -197,3 +198,59 @@ def test_evaluate_refuses_other_archives(tmp_path, load_experiment):
     np.savez(path, weight=np.zeros(3))
     with pytest.raises(ValueError, match="holds no cifar_improve network"):
         load_experiment("evaluate").main(["--model", str(path)])
+
+
+def test_torch_trainer_takes_the_same_steps_as_tapegrads(load_experiment):
+    """Same weights, same batch: PyTorch's trainer and tapegrad's agree on the logits, and
+    after two steps (the second with the whitening bias frozen) and a lookahead on every
+    weight and running statistic: the optimiser groups, decay and BN momentum match."""
+    pytest.importorskip("torch")
+    script = load_experiment("cifar_improve")
+    torch_recipe = load_experiment("torch_recipe")
+    tg.manual_seed(0)
+    hyper = script.HYPER
+    model = script.Net((8, 16, 16), hyper["batchnorm_momentum"], hyper["head_scale"])
+    rng = np.random.default_rng(0)
+    model.whiten.weight.data[...] = nn.whitening_filters(rng.random((8, 3, 8, 8)), 2)
+    reference = script.TapegradTrainer(model, 16, hyper)
+    other = torch_recipe.TorchTrainer(model.state_dict(), (8, 16, 16), 16, hyper)
+    images = rng.standard_normal((16, 3, 32, 32)).astype(np.float32)
+    labels = rng.integers(0, 10, 16)
+    for trained_bias in (True, False):
+        for trainer in (reference, other):
+            trainer.set_lr_factor(0.5)
+            trainer.train_whitening_bias(trained_bias)
+        loss, logits = reference.step(images, labels)
+        torch_loss, torch_logits = other.step(images, labels)
+        assert torch_loss == pytest.approx(loss, rel=1e-4)
+        np.testing.assert_allclose(torch_logits, logits, rtol=1e-3, atol=1e-4)
+    for trainer in (reference, other):
+        trainer.lookahead(0.3)
+    ours, theirs = reference.state_dict(), other.state_dict()
+    assert set(ours) == set(theirs)
+    for name in ours:
+        np.testing.assert_allclose(theirs[name], ours[name], rtol=1e-3, atol=1e-5, err_msg=name)
+    assert other.weight_decay_loss() == pytest.approx(reference.weight_decay_loss(), rel=1e-4)
+    test_images = rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+    np.testing.assert_allclose(
+        other.predict(test_images), reference.predict(test_images), rtol=1e-3, atol=1e-4
+    )
+
+
+def test_torch_smoke_run_is_evaluated_by_tapegrad(data_root, tmp_path, load_experiment):
+    pytest.importorskip("torch")
+    out = tmp_path / "run"
+    results = load_experiment("cifar_improve").main(
+        [
+            *SMOKE,
+            *("--framework", "torch", "--epochs", "1", "--tta", "flip", "--test-images", "200"),
+            *("--out", str(out), "--data-dir", str(data_root)),
+        ]
+    )
+    assert json.loads((out / "metrics.json").read_text())["settings"]["framework"] == "torch"
+    evaluation = load_experiment("evaluate").main(
+        ["--model", str(out / "model.npz"), "--data-dir", str(data_root)]
+    )
+    # The same weights in the other framework: at most a near-tie or two may flip.
+    assert evaluation["predictions_differing_from_run"] <= 2
+    assert abs(evaluation["test_accuracy"] - results["test_accuracy"]) <= 0.01
