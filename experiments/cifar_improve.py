@@ -4,6 +4,7 @@
                                         [--budget-minutes M | --epochs E] [--widths A,B,C]
                                         [--batch-size B] [--tta none|flip|flip-translate]
                                         [--set KEY=VALUE ...] [--eval-every-epoch]
+                                        [--framework tapegrad|torch]
                                         [--seed 0] [--out DIR] [--data-dir DIR] [--no-progress]
 
 The recipe is Keller Jordan's airbench94: a frozen patch-whitening first convolution (its bias
@@ -26,6 +27,8 @@ progress through whichever is given:
 `--preset airbench94` is airbench94 itself (9.9 epochs, widths 64/256/256, batch 1024,
 flip-and-translate TTA); the numbered presets are budgets in minutes. Every entry of `HYPER`
 can be overridden with `--set`, and all settings are recorded in metrics.json.
+`--framework torch` trains the same network from the same initial weights in PyTorch
+(experiments/torch_recipe.py), through the same data pipeline, schedules and TTA.
 """
 
 from __future__ import annotations
@@ -318,7 +321,8 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
         settings["batch_size"] = args.batch_size
     settings["widths"] = tuple(args.widths or settings["widths"])
     settings["tta"] = args.tta or settings["tta"]
-    settings["hyper"] = {**HYPER, **parse_overrides(args.overrides)}
+    settings["overrides"] = parse_overrides(args.overrides)
+    settings["hyper"] = {**HYPER, **settings["overrides"]}
     return settings
 
 

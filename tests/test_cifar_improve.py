@@ -59,7 +59,9 @@ def test_settings_come_from_the_preset_then_the_command_line(load_experiment):
     assert mixed["epochs"] == 3 and mixed["budget_minutes"] is None
     assert mixed["widths"] == (16, 32, 64) and mixed["batch_size"] == 256
     assert mixed["tta"] == "none"
-    overridden = _settings(script, "--set", "lr=9.5", "translate=1")["hyper"]
+    overridden = _settings(script, "--set", "lr=9.5", "translate=1")
+    assert overridden["overrides"] == {"lr": 9.5, "translate": 1}
+    overridden = overridden["hyper"]
     assert overridden["lr"] == 9.5 and overridden["translate"] == 1
     assert isinstance(overridden["translate"], int)
     assert overridden["momentum"] == script.HYPER["momentum"]
