@@ -479,8 +479,8 @@ def main(argv: list[str] | None = None) -> dict:
     _plot_curves(history, curves, out / "curves.png")
     filters = plots.plot_filters(model.whiten.weight.data)
     filters.suptitle(
-        "Whitening filters (fixed, not learned): the 2x2 patches' principal components "
-        "scaled by 1/sqrt(eigenvalue + eps), and their negatives (each rescaled, RGB)"
+        "Whitening filters (fixed, not learned):\nthe 2x2 patches' principal components\n"
+        "over sqrt(eigenvalue + eps), and their negatives\n(each rescaled, RGB)"
     )
     plots.save_figure(filters, out / "filters.png")
     budget_text = f"a {budget:.0f} s budget" if epochs is None else f"{epochs:g} epochs asked"
