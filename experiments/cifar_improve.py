@@ -1,36 +1,54 @@
-"""An improved CIFAR-10 network trained to a wall-clock budget (exercise 7).
+"""An improved CIFAR-10 network trained to a wall-clock budget or for a fixed number of epochs.
 
-    python experiments/cifar_improve.py [--budget-minutes 30] [--seed 0] [--out DIR]
-                                        [--data-dir DIR] [--no-progress]
+    python experiments/cifar_improve.py [--preset 10|30|180|airbench94]
+                                        [--budget-minutes M | --epochs E] [--widths A,B,C]
+                                        [--batch-size B] [--tta none|flip|flip-translate]
+                                        [--set KEY=VALUE ...] [--eval-every-epoch]
+                                        [--framework tapegrad|torch]
+                                        [--seed 0] [--out DIR] [--data-dir DIR] [--no-progress]
 
-The recipe follows the fastest known CIFAR-10 training recipes (Keller Jordan's airbench):
-a frozen patch-whitening first convolution, three conv-pool-BN-GELU-conv-BN-GELU blocks with
+The recipe is Keller Jordan's airbench94: a frozen patch-whitening first convolution (its bias
+trained for the first epochs), three conv-pool-BN-GELU-conv-BN-GELU blocks with
 identity-initialised 3x3 convolutions, a global max pool and a scaled bias-free linear head,
-label smoothing 0.2, Nesterov SGD with a larger learning rate for the BN biases, a triangular
-schedule stepped every iteration, lookahead towards an EMA of the weights,
-reflect-pad-and-translate with alternating flips, and flip test-time augmentation.
+label smoothing 0.2, Nesterov SGD in airbench's decoupled units with a larger learning rate
+for the BN biases, a triangular schedule stepped every iteration, lookahead towards an EMA of
+the weights, reflect-pad-and-translate with alternating flips, and test-time augmentation.
 
-The budget covers everything from the first training step to the final test-time-augmented
-predictions (the whitening initialisation included; loading data and numba compilation
-excluded). The schedule runs on the fraction of the training time used, so training ends,
-with the learning rate annealed, when its share of the budget is spent; the rest is kept for
-the final evaluation, estimated from the measured speed.
+Two ways to say how much to train, and the schedules (learning rate, lookahead) run on the
+progress through whichever is given:
+
+- `--epochs E` (fixed work): progress is the fraction of the ceil(E x steps per epoch) steps
+  done, as in airbench; a result obtained on one machine can be checked on any other.
+- `--budget-minutes M`: progress is the fraction of the training time used. The budget covers
+  everything from the first training step to the final test-time-augmented predictions (the
+  whitening initialisation included; loading data and numba compilation excluded); the time
+  the final evaluation will take is kept back, estimated from the measured speed.
+
+`--preset airbench94` is airbench94 itself (9.9 epochs, widths 64/256/256, batch 1024,
+flip-and-translate TTA); the numbered presets are budgets in minutes. Every entry of `HYPER`
+can be overridden with `--set`, and all settings are recorded in metrics.json.
+`--framework torch` trains the same network from the same initial weights in PyTorch
+(experiments/torch_recipe.py), through the same data pipeline, schedules and TTA.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from common import run_main
 
 import tapegrad as tg
 from tapegrad import augment, nn, optim
+from tapegrad.course import plots
 from tapegrad.course.analysis import write_classification_run
 from tapegrad.data import CIFAR10_CLASSES, load_cifar10
 from tapegrad.engine.tensor import Tensor, as_tensor
-from tapegrad.train import History, weight_decay_loss
+from tapegrad.train import History, predict_logits, weight_decay_loss
 
 #: Network width per block and batch size for each budget in minutes; see experiments/README.md.
 PRESETS = {
@@ -38,23 +56,40 @@ PRESETS = {
     30: {"widths": (64, 128, 256), "batch_size": 256},
     180: {"widths": (64, 256, 256), "batch_size": 512},
 }
+#: Presets of fixed work: airbench94's network, batch, epochs and test-time augmentation.
+FIXED_PRESETS = {
+    "airbench94": {
+        "epochs": 9.9,
+        "widths": (64, 256, 256),
+        "batch_size": 1024,
+        "tta": "flip-translate",
+    },
+}
+#: The recipe, airbench94's values; each entry can be overridden with --set KEY=VALUE.
 HYPER = {
     "lr": 11.5,  # per 1024 examples, airbench's "decoupled" units, converted below
     "momentum": 0.85,
-    "weight_decay": 0.0153,
-    "bias_scaler": 64.0,
+    "weight_decay": 0.0153,  # per 1024 examples, decoupled from the learning rate
+    "bias_scaler": 64.0,  # the BN biases' learning rate (not their decay) is this much larger
     "label_smoothing": 0.2,
-    "batchnorm_momentum": 0.6,
+    "batchnorm_momentum": 0.6,  # the running statistics' weight: r <- 0.6 r + 0.4 batch
     "head_scale": 1 / 9,
     "translate": 2,
+    "whiten_bias_epochs": 3,  # the whitening layer's bias trains for this many epochs
     "lookahead_every": 5,  # steps between lookahead updates
     "lookahead_decay": 0.95**5,  # at the end of training; ramps up as the cube of progress
     "warmup_fraction": 0.23,
     "lr_start": 0.2,
     "lr_end": 0.07,
 }
-CHANNEL_MEAN = np.array([125.307, 122.961, 113.8575], np.float32).reshape(1, 3, 1, 1)
-CHANNEL_STD = np.array([51.5865, 50.847, 51.255], np.float32).reshape(1, 3, 1, 1)
+#: Each channel's mean and standard deviation over the training set, in uint8 units (airbench's).
+CHANNEL_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32).reshape(1, 3, 1, 1) * 255
+CHANNEL_STD = np.array([0.2470, 0.2435, 0.2616], np.float32).reshape(1, 3, 1, 1) * 255
+#: Images the whitening filters are computed from (the first ones of the training set).
+WHITENING_IMAGES = 5000
+#: Forward passes per test image of each test-time augmentation level.
+TTA_VIEWS = {"none": 1, "flip": 2, "flip-translate": 6}
+EVAL_BATCH = 500
 
 
 def normalise(images: np.ndarray) -> np.ndarray:
@@ -63,16 +98,22 @@ def normalise(images: np.ndarray) -> np.ndarray:
 
 
 class ConvGroup(nn.Module):
-    """conv3x3 - maxpool2 - BN - GELU - conv3x3 - BN - GELU, convolutions identity-initialised."""
+    """conv3x3 - maxpool2 - BN - GELU - conv3x3 - BN - GELU, convolutions identity-initialised.
+
+    `bn_momentum` is airbench's: the weight of the running statistics, not of the batch's.
+    Convolutions start as PyTorch's (uniform in +-1/sqrt(fan_in)) with the first filters
+    replaced by identities.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, bn_momentum: float) -> None:
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False, init="he")
+        conv = {"padding": 1, "bias": False}  # PyTorch's initialisation, the default
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, **conv)
         self.pool = nn.MaxPool2d(2)
-        self.norm1 = nn.BatchNorm2d(out_channels, 1e-12, bn_momentum, freeze_weight=True)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False, init="he")
-        self.norm2 = nn.BatchNorm2d(out_channels, 1e-12, bn_momentum, freeze_weight=True)
-        for conv in (self.conv1, self.conv2):
-            nn.dirac_(conv.weight.data[: conv.in_channels])
+        self.norm1 = nn.BatchNorm2d(out_channels, 1e-12, 1 - bn_momentum, freeze_weight=True)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, **conv)
+        self.norm2 = nn.BatchNorm2d(out_channels, 1e-12, 1 - bn_momentum, freeze_weight=True)
+        for conv_layer in (self.conv1, self.conv2):
+            nn.dirac_(conv_layer.weight.data[: conv_layer.in_channels])
 
     def forward(self, x: Tensor) -> Tensor:
         x = tg.gelu(self.norm1(self.pool(self.conv1(x))), approximate="tanh")
@@ -81,7 +122,7 @@ class ConvGroup(nn.Module):
 
 class Net(nn.Module):
     def __init__(self, widths: tuple[int, int, int], bn_momentum: float, head_scale: float):
-        self.whiten = nn.Conv2d(3, 24, 2, padding=0, init="he")
+        self.whiten = nn.Conv2d(3, 24, 2, padding=0)
         self.whiten.weight.requires_grad = False
         self.groups = [
             ConvGroup(24, widths[0], bn_momentum),
@@ -89,7 +130,7 @@ class Net(nn.Module):
             ConvGroup(widths[1], widths[2], bn_momentum),
         ]
         self.pool = nn.GlobalMaxPool2d()
-        self.head = nn.Linear(widths[2], 10, bias=False, scale=head_scale, init="he")
+        self.head = nn.Linear(widths[2], 10, bias=False, scale=head_scale)
 
     def forward(self, x: Tensor) -> Tensor:
         x = tg.gelu(self.whiten(x), approximate="tanh")
@@ -98,30 +139,87 @@ class Net(nn.Module):
         return self.head(self.pool(x))
 
 
+def widths_of(state: dict[str, np.ndarray]) -> tuple[int, int, int]:
+    """The block widths of a saved Net, read from its convolutions' shapes."""
+    return tuple(int(state[f"groups.{i}.conv1.weight"].shape[0]) for i in range(3))
+
+
 def training_flops(model: Net) -> float:
     """FLOPs of one training image: 2 per multiply-add, forward and backward = 3 forwards."""
-    size = 31  # the 2x2 whitening convolution without padding
-    flops = 2 * 3 * 24 * 4 * size * size
-    for group in model.groups:
-        flops += 2 * 9 * group.conv1.in_channels * group.conv1.out_channels * size * size
-        size //= 2  # the pooling after the first convolution
-        flops += 2 * 9 * group.conv2.in_channels * group.conv2.out_channels * size * size
-    return 3 * (flops + 2 * model.head.in_features * 10)
+    return 6 * nn.count_macs(model, (3, 32, 32))
 
 
-def build_optimizer(model: Net, batch_size: int) -> optim.SGD:
-    """Nesterov SGD; BN biases get a larger lr and smaller decay (airbench's bias scaler)."""
-    momentum = HYPER["momentum"]
+def build_optimizer(model: Net, batch_size: int, hyper: dict[str, float]) -> optim.SGD:
+    """Nesterov SGD from airbench's decoupled units: the loss is summed over the batch, so the
+    learning rate is per example; the decay per step is weight_decay x batch / kilostep for
+    every parameter (PyTorch's weight_decay coefficient is that divided by the group's lr), and
+    the BN biases get `bias_scaler` times the learning rate."""
+    momentum = hyper["momentum"]
     kilostep = 1024 * (1 + 1 / (1 - momentum))
-    lr, decay = HYPER["lr"] / kilostep, HYPER["weight_decay"] * batch_size / kilostep
-    norm_biases = [p for name, p in model.named_parameters() if "norm" in name]
-    others = [p for name, p in model.named_parameters() if "norm" not in name]
-    scaler = HYPER["bias_scaler"]
+    lr, decay = hyper["lr"] / kilostep, hyper["weight_decay"] * batch_size / kilostep
+    trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    norm_biases = [p for name, p in trained if "norm" in name]
+    others = [p for name, p in trained if "norm" not in name]
+    bias_lr = lr * hyper["bias_scaler"]
     groups = [
-        {"params": norm_biases, "lr": lr * scaler, "weight_decay": decay / scaler},
-        {"params": others, "lr": lr, "weight_decay": decay},
+        {"params": norm_biases, "lr": bias_lr, "weight_decay": decay / bias_lr},
+        {"params": others, "lr": lr, "weight_decay": decay / lr},
     ]
     return optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
+
+
+class TapegradTrainer:
+    """The recipe's loss, optimiser and lookahead around a tapegrad Net, one step at a time on
+    prepared batches; the loop (data, augmentation, schedules) is shared with PyTorch's
+    trainer in torch_recipe.py, which has the same methods."""
+
+    def __init__(self, model: Net, batch_size: int, hyper: dict[str, float]) -> None:
+        self.model = model
+        self.loss_fn = nn.CrossEntropyLoss(
+            label_smoothing=hyper["label_smoothing"], reduction="sum"
+        )
+        self.optimizer = build_optimizer(model, batch_size, hyper)
+        self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self.average = optim.ExponentialMovingAverage(model, hyper["lookahead_decay"])
+
+    def set_lr_factor(self, factor: float) -> None:
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * factor
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the weights (not the BN biases) for the next step."""
+        return self.optimizer.param_groups[1]["lr"]
+
+    def train_whitening_bias(self, trained: bool) -> None:
+        self.model.whiten.bias.requires_grad = trained
+
+    def step(self, inputs: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        """One SGD step on normalised images; returns the summed loss and the logits."""
+        logits = self.model(as_tensor(inputs))
+        loss = self.loss_fn(logits, labels)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss.item(), logits.data
+
+    def lookahead(self, decay: float) -> None:
+        """Average the weights into the running average with `decay`, and jump to it."""
+        self.average.update(self.model, decay)
+        self.average.copy_to(self.model)
+
+    def use_average(self) -> None:
+        self.average.copy_to(self.model)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Logits for uint8 images, in evaluation mode."""
+        return predict_logits(self.model, images, EVAL_BATCH, normalise)
+
+    def weight_decay_loss(self) -> float:
+        return weight_decay_loss(self.optimizer)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return self.model.state_dict()
 
 
 def pick_preset(budget_minutes: float) -> int:
@@ -130,93 +228,229 @@ def pick_preset(budget_minutes: float) -> int:
     return max(fitting) if fitting else min(PRESETS)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parse_overrides(items: list[str]) -> dict[str, float]:
+    """KEY=VALUE strings to recipe entries, each checked against HYPER's names and types."""
+    overrides = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in HYPER:
+            raise ValueError(
+                f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(HYPER)}."
+            )
+        kind = type(HYPER[key])
+        try:
+            overrides[key] = kind(text)
+        except ValueError:
+            raise ValueError(
+                f"--set {item!r}: {key} takes {'an integer' if kind is int else 'a number'}, "
+                f"got {text!r}."
+            ) from None
+    return overrides
+
+
+def _widths(text: str) -> tuple[int, int, int]:
+    parts = text.split(",")
+    if len(parts) != 3 or not all(part.strip().isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected three positive widths like 64,256,256, got {text!r}"
+        )
+    return tuple(int(part) for part in parts)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--budget-minutes", type=float, default=30.0)
+    parser.add_argument("--preset", choices=[*map(str, PRESETS), *FIXED_PRESETS], default=None)
+    work = parser.add_mutually_exclusive_group()
+    work.add_argument("--budget-minutes", type=float, default=None, help="default: 30")
+    work.add_argument("--epochs", type=float, default=None)
+    parser.add_argument("--widths", type=_widths, default=None, help="e.g. 64,256,256")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--tta", choices=augment.TTA_LEVELS, default=None)
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides")
+    parser.add_argument(
+        "--eval-every-epoch",
+        action="store_true",
+        help="test accuracy (no TTA) after every epoch, outside the timed work",
+    )
+    parser.add_argument(
+        "--train-images", type=int, default=None, help="only the first N (smoke tests)"
+    )
+    parser.add_argument(
+        "--test-images", type=int, default=None, help="only the first N (smoke tests)"
+    )
+    parser.add_argument(
+        "--framework",
+        choices=("tapegrad", "torch"),
+        default="tapegrad",
+        help="the same network, recipe and data pipeline in PyTorch (experiments/torch_recipe.py)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None, help="default: runs/cifar_improve_<N>min")
+    parser.add_argument("--out", type=Path, default=None, help="default: runs/cifar_improve_...")
     parser.add_argument("--data-dir", type=Path, default=None, help="default: $TAPEGRAD_DATA")
     parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's settings: the preset's, then the command line's on top.
+
+    Without a preset, a budget picks the budget preset that fits (30 minutes by default) and
+    `--epochs` starts from airbench94's.
+    """
+    if args.preset in FIXED_PRESETS:
+        settings = {"preset": args.preset, **FIXED_PRESETS[args.preset], "budget_minutes": None}
+    elif args.preset is not None or args.epochs is None:
+        minutes = int(args.preset) if args.preset else pick_preset(args.budget_minutes or 30.0)
+        settings = {"preset": str(minutes), **PRESETS[minutes], "tta": "flip"}
+        settings.update(budget_minutes=float(minutes), epochs=None)
+    else:
+        settings = {"preset": "airbench94", **FIXED_PRESETS["airbench94"], "budget_minutes": None}
+    if args.budget_minutes is not None:
+        settings.update(budget_minutes=args.budget_minutes, epochs=None)
+    if args.epochs is not None:
+        if args.epochs <= 0:
+            raise ValueError(f"--epochs must be positive, got {args.epochs}.")
+        settings.update(epochs=args.epochs, budget_minutes=None)
+    if args.batch_size is not None:
+        if args.batch_size < 2:
+            raise ValueError(f"--batch-size must be at least 2, got {args.batch_size}.")
+        settings["batch_size"] = args.batch_size
+    settings["widths"] = tuple(args.widths or settings["widths"])
+    settings["tta"] = args.tta or settings["tta"]
+    settings["overrides"] = parse_overrides(args.overrides)
+    settings["hyper"] = {**HYPER, **settings["overrides"]}
+    return settings
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = _parser()
     args = parser.parse_args(argv)
-    preset = pick_preset(args.budget_minutes)
-    widths, batch_size = PRESETS[preset]["widths"], PRESETS[preset]["batch_size"]
-    out = args.out or Path(f"runs/cifar_improve_{args.budget_minutes:g}min")
-    budget = args.budget_minutes * 60
+    try:
+        settings = resolve_settings(args)
+    except ValueError as error:
+        parser.error(str(error))
+    hyper, batch_size = settings["hyper"], settings["batch_size"]
+    budget_minutes, epochs = settings["budget_minutes"], settings["epochs"]
+    work = f"{budget_minutes:g}min" if epochs is None else f"{epochs:g}epochs"
+    out = args.out or Path(f"runs/cifar_improve_{work}")
 
     x_train, y_train, x_test, y_test = load_cifar10(args.data_dir)
+    x_train, y_train = x_train[: args.train_images], y_train[: args.train_images]
+    x_test, y_test = x_test[: args.test_images], y_test[: args.test_images]
+    if batch_size > len(x_train):
+        parser.error(f"--batch-size {batch_size} exceeds the {len(x_train)} training images.")
     tg.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    model = Net(widths, HYPER["batchnorm_momentum"], HYPER["head_scale"])
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=HYPER["label_smoothing"], reduction="sum")
-    _compile(model, loss_fn)  # numba compilation is outside the budget
+    model = Net(settings["widths"], hyper["batchnorm_momentum"], hyper["head_scale"])
+    if args.framework == "tapegrad":
+        _compile(model)  # numba compilation is outside the budget
 
     clock = time.perf_counter()
-    model.whiten.weight.data[...] = nn.whitening_filters(normalise(x_train[:5000]), 2)
-    optimizer = build_optimizer(model, batch_size)
+    excluded = 0.0  # seconds of per-epoch evaluation, kept out of the timed work
+
+    def timed() -> float:
+        return time.perf_counter() - clock - excluded
+
+    model.whiten.weight.data[...] = nn.whitening_filters(
+        normalise(x_train[:WHITENING_IMAGES]), 2, centred=False
+    )
+    if args.framework == "tapegrad":
+        trainer = TapegradTrainer(model, batch_size, hyper)
+    else:
+        from torch_recipe import TorchTrainer  # PyTorch is optional
+
+        trainer = TorchTrainer(model.state_dict(), settings["widths"], batch_size, hyper)
     progress = {"fraction": 0.0}
-    schedule = optim.triangular(1, HYPER["warmup_fraction"], HYPER["lr_start"], HYPER["lr_end"])
-    scheduler = optim.LRScheduler(optimizer, lambda _: schedule(progress["fraction"]))
-    lookahead = optim.ExponentialMovingAverage(model, HYPER["lookahead_decay"])
+    schedule = optim.triangular(1, hyper["warmup_fraction"], hyper["lr_start"], hyper["lr_end"])
+    trainer.set_lr_factor(schedule(0.0))
     history = History()
+    curves: dict[str, list[float]] = {
+        "learning_rate": [],
+        "learning_rate_iteration": [],
+        "test_accuracy": [],
+        "test_accuracy_iteration": [],
+    }
 
     steps_per_epoch = len(x_train) // batch_size
-    step, epoch, images_seen, reserve = 0, 0, 0, 0.0
+    total_steps = math.ceil(steps_per_epoch * epochs) if epochs is not None else None
+    budget = budget_minutes * 60 if budget_minutes is not None else math.inf
+    reserve = 0.0
+    step, epoch, images_seen = 0, 0, 0
     done = False
     while not done:
+        trainer.train_whitening_bias(epoch < hyper["whiten_bias_epochs"])
         order = rng.permutation(len(x_train))
         for first in range(0, steps_per_epoch * batch_size, batch_size):
             indices = order[first : first + batch_size]
-            batch = augment.random_crop(x_train[indices], HYPER["translate"], rng)
+            batch = augment.random_crop(x_train[indices], hyper["translate"], rng)
             batch = augment.alternating_flip(batch, indices, epoch, args.seed)
-            logits = model(as_tensor(normalise(batch)))
-            loss = loss_fn(logits, y_train[indices])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
+            loss, logits = trainer.step(normalise(batch), y_train[indices])
             step += 1
             images_seen += batch_size
-            elapsed = time.perf_counter() - clock
-            # Evaluation sees 2 x 10,000 images, each costing up to 3/4 of a training image
-            # here (measured once the first steps, slow to start, are behind).
-            if step == 5:
-                start_clock, start_images = time.perf_counter(), images_seen
-            elif step > 5:
-                seconds_per_image = (time.perf_counter() - start_clock) / (
-                    images_seen - start_images
-                )
-                reserve = 2 * len(x_test) * seconds_per_image * 0.75 + 15
-            progress["fraction"] = min(elapsed / max(budget - reserve, 1e-9), 1.0)
-            if progress["fraction"] >= 1.0:
-                done = True
-            if step % HYPER["lookahead_every"] == 0:
+            if total_steps is not None:
+                progress["fraction"] = min(step / total_steps, 1.0)
+            else:
+                # The final evaluation's forward passes each cost up to 3/4 of a training
+                # image here (measured once the first steps, slow to start, are behind).
+                if step == 5:
+                    start_seconds, start_images = timed(), images_seen
+                elif step > 5:
+                    seconds_per_image = (timed() - start_seconds) / (images_seen - start_images)
+                    views = TTA_VIEWS[settings["tta"]] * len(x_test)
+                    reserve = views * seconds_per_image * 0.75 + 15
+                progress["fraction"] = min(timed() / max(budget - reserve, 1e-9), 1.0)
+            done = progress["fraction"] >= 1.0
+            trainer.set_lr_factor(schedule(progress["fraction"]))  # the next step's rate
+            if step % hyper["lookahead_every"] == 0:
                 # Lookahead: the weights jump back to their average, which is averaged more
                 # strongly as training ends (airbench's schedule).
-                lookahead.update(model, HYPER["lookahead_decay"] * progress["fraction"] ** 3)
-                lookahead.copy_to(model)
+                trainer.lookahead(hyper["lookahead_decay"] * progress["fraction"] ** 3)
             if step % 10 == 0 or done:
                 history.iteration.append(step)
-                history.loss.append(loss.item() / batch_size)
-                history.accuracy.append(float(np.mean(logits.data.argmax(1) == y_train[indices])))
-                history.weight_decay_loss.append(weight_decay_loss(optimizer))
+                history.loss.append(loss / batch_size)
+                history.accuracy.append(float(np.mean(logits.argmax(1) == y_train[indices])))
+                history.weight_decay_loss.append(trainer.weight_decay_loss())
+                curves["learning_rate"].append(trainer.lr)
+                curves["learning_rate_iteration"].append(step)
                 if not args.no_progress:
+                    total = f"{total_steps} steps" if total_steps else f"{budget:.0f} s"
                     print(
                         f"\repoch {epoch} step {step} loss {history.loss[-1]:.3f} "
                         f"acc {history.accuracy[-1]:.3f} lr x{schedule(progress['fraction']):.2f} "
-                        f"{elapsed:.0f}/{budget:.0f} s",
+                        f"{timed():.0f} s, {100 * progress['fraction']:.1f} % of {total}",
                         end="",
                         flush=True,
                     )
             if done:
                 break
         epoch += 1
-    train_seconds = time.perf_counter() - clock
+        if args.eval_every_epoch:
+            started = time.perf_counter()
+            accuracy = float(np.mean(trainer.predict(x_test).argmax(1) == y_test))
+            curves["test_accuracy"].append(accuracy)
+            curves["test_accuracy_iteration"].append(step)
+            excluded += time.perf_counter() - started
+            print(f"\nepoch {epoch} ({step} steps): test accuracy {accuracy:.4f} (no TTA)")
+    train_seconds = timed()
     history.seconds, history.images = train_seconds, images_seen
-    lookahead.copy_to(model)
-    logits = augment.flip_tta_logits(model, x_test, batch_size=500, transform=normalise)
+    trainer.use_average()
+    views = augment.tta_views(x_test, settings["tta"])
+    logits = sum(weight * trainer.predict(view) for weight, view in views)
     predictions = logits.argmax(axis=1)
-    total_seconds = time.perf_counter() - clock
+    total_seconds = timed()
+    model.load_state_dict(trainer.state_dict())  # a PyTorch run's weights, saved as tapegrad's
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    confidences = probabilities.max(axis=1) / probabilities.sum(axis=1)
     flops = training_flops(model) * images_seen
+    epochs_done = images_seen / len(x_train)
+    recorded = {
+        **{k: v for k, v in settings.items() if k != "hyper"},
+        "seed": args.seed,
+        "framework": args.framework,
+        "train_images": len(x_train),
+        "test_images": len(x_test),
+        **hyper,
+    }
     results = write_classification_run(
         out,
         model=model,
@@ -224,35 +458,57 @@ def main(argv: list[str] | None = None) -> dict:
         test_images=x_test,
         test_labels=y_test,
         predictions=predictions,
-        settings={
-            "budget_minutes": args.budget_minutes,
-            "preset": preset,
-            "seed": args.seed,
-            "widths": widths,
-            "batch_size": batch_size,
-            **HYPER,
-        },
+        settings=recorded,
         class_names=CIFAR10_CLASSES,
+        confidences=confidences,
         extra={
-            "epochs": images_seen / len(x_train),
-            "seconds_per_epoch": train_seconds / (images_seen / len(x_train)),
+            "epochs": epochs_done,
+            "steps": step,
+            "seconds_per_epoch": train_seconds / epochs_done,
             "gflops_per_second": flops / train_seconds / 1e9,
             "total_seconds": total_seconds,
+            "evaluation_seconds": total_seconds - train_seconds,
+            "per_epoch_evaluation_seconds_excluded": excluded,
+            "epoch_test_accuracy": curves["test_accuracy"],
         },
     )
+    _plot_curves(history, curves, out / "curves.png")
+    filters = plots.plot_filters(model.whiten.weight.data)
+    filters.suptitle(
+        "Whitening filters (fixed, not learned):\nthe 2x2 patches' principal components\n"
+        "over sqrt(eigenvalue + eps), and their negatives\n(each rescaled, RGB)"
+    )
+    plots.save_figure(filters, out / "filters.png")
+    budget_text = f"a {budget:.0f} s budget" if epochs is None else f"{epochs:g} epochs asked"
     print(
-        f"\ntest accuracy (flip TTA): {results['test_accuracy']:.4f} after "
-        f"{images_seen / len(x_train):.2f} epochs in {total_seconds:.0f} s of a {budget:.0f} s "
-        f"budget ({results['gflops_per_second']:.1f} GFLOP/s); outputs in {out}"
+        f"\ntest accuracy ({settings['tta']} TTA): {results['test_accuracy']:.4f} after "
+        f"{epochs_done:.2f} epochs in {total_seconds:.0f} s of {budget_text} "
+        f"({results['gflops_per_second']:.1f} GFLOP/s); outputs in {out}"
     )
     return results
 
 
-def _compile(model: Net, loss_fn: nn.Module) -> None:
+def _plot_curves(history: History, curves: dict[str, list[float]], path: Path) -> None:
+    """Training-batch loss and accuracy, test accuracy per epoch and the learning rate, each
+    labelled with what it was measured on."""
+    named = {
+        "iteration": history.iteration,
+        "training-batch loss": history.loss,
+        "weight-decay loss": history.weight_decay_loss,
+        "training-batch accuracy": history.accuracy,
+    }
+    for key, label in (("test_accuracy", "test accuracy (no TTA)"), ("learning_rate", "lr")):
+        if curves[key]:
+            named[label] = curves[key]
+            named[f"{label}_iteration"] = curves[f"{key}_iteration"]
+    plots.plot_curves(named, path)
+
+
+def _compile(model: Net) -> None:
     """One throwaway step on a copy of the state, so that compilation is not timed."""
     state = model.state_dict()
     x = as_tensor(np.zeros((2, 3, 32, 32), np.float32))
-    loss_fn(model(x), np.zeros(2, dtype=np.int64)).backward()
+    nn.CrossEntropyLoss()(model(x), np.zeros(2, dtype=np.int64)).backward()
     with tg.no_grad():
         model.eval()
         model(x)
@@ -262,4 +518,4 @@ def _compile(model: Net, loss_fn: nn.Module) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -71,3 +71,47 @@ def flip_tta_logits(
     plain = predict_logits(model, x, batch_size, transform)
     mirrored = predict_logits(model, np.ascontiguousarray(x[:, :, :, ::-1]), batch_size, transform)
     return (plain + mirrored) / 2
+
+
+#: Test-time augmentation levels, from none to airbench's six views.
+TTA_LEVELS = ("none", "flip", "flip-translate")
+
+
+def tta_views(x: np.ndarray, level: str = "flip") -> list[tuple[float, np.ndarray]]:
+    """The test-time views of images `x` (N, C, H, W) and their weights, as airbench weights them.
+
+    "none": the images alone. "flip": the images and their mirrors, 1/2 each.
+    "flip-translate": the images and their mirrors, 1/4 each, and the mirror pairs of the
+    images translated by one pixel up-left and down-right (reflect-padded), 1/8 each.
+    """
+    if level not in TTA_LEVELS:
+        raise ValueError(f"tta_views: unknown level {level!r}, expected one of {TTA_LEVELS}.")
+    if level == "none":
+        return [(1.0, x)]
+    sources = [(1.0, x)]
+    if level == "flip-translate":
+        padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), "reflect")
+        height, width = x.shape[2:]
+        sources = [(0.5, x)] + [
+            (0.25, padded[:, :, shift : shift + height, shift : shift + width]) for shift in (0, 2)
+        ]
+    return [
+        (weight / 2, np.ascontiguousarray(view))
+        for weight, source in sources
+        for view in (source, source[:, :, :, ::-1])
+    ]
+
+
+def tta_logits(
+    model: Module,
+    x: np.ndarray,
+    level: str = "flip",
+    batch_size: int = 1000,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """The model's logits for `x`, the weighted mean over the views of `tta_views(x, level)`."""
+    views = tta_views(x, level)
+    logits = views[0][0] * predict_logits(model, views[0][1], batch_size, transform)
+    for weight, view in views[1:]:
+        logits += weight * predict_logits(model, view, batch_size, transform)
+    return logits

@@ -24,6 +24,17 @@ def layer_parameters(model: Module) -> dict[str, int]:
     }
 
 
+def misclassified(
+    labels: np.ndarray, predictions: np.ndarray, confidences: np.ndarray | None = None
+) -> np.ndarray:
+    """Indices of the wrong predictions: the most confident first when `confidences` (the
+    probability given to each prediction) are known, else in order."""
+    wrong = np.flatnonzero(np.asarray(predictions) != np.asarray(labels))
+    if confidences is None:
+        return wrong
+    return wrong[np.argsort(-np.asarray(confidences)[wrong], kind="stable")]
+
+
 def write_classification_run(
     out: str | Path,
     *,
@@ -35,11 +46,14 @@ def write_classification_run(
     settings: dict[str, Any],
     class_names: Sequence[str] | None = None,
     extra: dict[str, Any] | None = None,
+    confidences: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Write metrics.json, predictions.npy, model.npz, history.json and the four figures.
 
     `test_images` are the images as a person sees them (uint8 NCHW), for the misclassified
-    grid. Returns the metrics written to metrics.json.
+    grid; with `confidences` (the probability given to each predicted class) the grid shows
+    the most confident mistakes first, otherwise the first ones. Returns the metrics written
+    to metrics.json.
     """
     out = Path(out)
     classes = (
@@ -65,14 +79,16 @@ def write_classification_run(
 
     first_conv = next(m for _, m in model.named_modules() if isinstance(m, Conv2d))
     plots.plot_filters(first_conv.weight.data, out / "filters.png")
-    wrong = np.flatnonzero(predictions != test_labels)
-    plots.plot_images(
-        test_images[wrong],
-        test_labels[wrong],
-        predictions[wrong],
-        class_names,
-        out / "misclassified.png",
+    wrong = misclassified(test_labels, predictions, confidences)
+    figure = plots.plot_images(
+        test_images[wrong], test_labels[wrong], predictions[wrong], class_names
     )
+    if confidences is not None and len(wrong):
+        figure.suptitle(
+            f"{figure.get_suptitle()}, the most confident mistakes first "
+            f"({confidences[wrong[0]]:.0%} down to {confidences[wrong[:36][-1]]:.0%})"
+        )
+    plots.save_figure(figure, out / "misclassified.png")
     plots.plot_confusion_matrix(confusion, class_names, out / "confusion_matrix.png")
     plots.plot_curves(
         {k: v for k, v in history.to_dict().items() if isinstance(v, list)}, out / "curves.png"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -187,7 +188,12 @@ def plot_images(
 def plot_confusion_matrix(
     cm: Any, class_names: Sequence[str] | None = None, path: PathLike | None = None
 ) -> Figure:
-    """The confusion matrix (rows true, columns predicted) with the count in every cell."""
+    """The confusion matrix (rows true, columns predicted) with the count in every cell.
+
+    Cells off the diagonal are coloured by their share of the row (the true class's images),
+    on a scale that ends at the largest such share, so that the errors stand out; the
+    diagonal, which would otherwise take the whole scale, is drawn in grey.
+    """
     matrix = np.asarray(cm)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
         raise ValueError(
@@ -203,14 +209,27 @@ def plot_confusion_matrix(
     side = max(4.0, 0.6 * size + 2.5)
     figure = _new_figure(side + 1.0, side)
     axes = figure.subplots()
-    shown = axes.imshow(matrix, cmap="Blues", interpolation="nearest")
-    figure.colorbar(shown, ax=axes, shrink=0.8, label="count")
-    threshold = (float(matrix.max()) + float(matrix.min())) / 2
+    rows = matrix.sum(axis=1, keepdims=True).astype(np.float64)
+    shares = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
+    errors = np.ma.masked_array(shares, mask=np.eye(size, dtype=bool))
+    largest = float(errors.max()) if size > 1 and errors.max() > 0 else 1.0
+    colours = colormaps["Reds"].with_extremes(bad="0.85")
+    shown = axes.imshow(errors, cmap=colours, vmin=0, vmax=largest, interpolation="nearest")
+    figure.colorbar(shown, ax=axes, shrink=0.8, label="share of the true class's images")
     integral = np.issubdtype(matrix.dtype, np.integer)
     for (row, col), value in np.ndenumerate(matrix):
         text = f"{value:d}" if integral else f"{value:.2g}"
-        color = "white" if value > threshold else "black"
-        axes.text(col, row, text, ha="center", va="center", color=color, fontsize=8)
+        strong = row != col and shares[row, col] > largest / 2
+        axes.text(
+            col,
+            row,
+            text,
+            ha="center",
+            va="center",
+            color="white" if strong else "black",
+            fontsize=8,
+            fontweight="bold" if row == col else "normal",
+        )
     axes.set_xticks(
         range(size),
         names,

@@ -72,18 +72,22 @@ def he_normal(shape: tuple[int, ...], fan_in: int | None = None, scale: float = 
     return values.astype(np.float32)
 
 
-def whitening_filters(images: np.ndarray, kernel_size: int = 2, eps: float = 5e-4) -> np.ndarray:
+def whitening_filters(
+    images: np.ndarray, kernel_size: int = 2, eps: float = 5e-4, centred: bool = True
+) -> np.ndarray:
     """Conv filters that whiten the kernel_size x kernel_size patches of `images` (N, C, H, W).
 
     From the PCA of the patches: the eigenvectors of their covariance scaled by
     1 / sqrt(eigenvalue + eps), and their negatives, so that the filters' outputs are
-    decorrelated with unit variance. Returns (2 C k k, C, k, k) float32 filters.
+    decorrelated with unit variance. `centred=False` uses the second moment instead of the
+    covariance, as airbench does. Returns (2 C k k, C, k, k) float32 filters.
     """
     images = np.asarray(images, dtype=np.float64)
     channels, k = images.shape[1], kernel_size
     windows = np.lib.stride_tricks.sliding_window_view(images, (k, k), axis=(2, 3))
     patches = windows.transpose(0, 2, 3, 1, 4, 5).reshape(-1, channels * k * k)
-    patches = patches - patches.mean(axis=0)
+    if centred:
+        patches = patches - patches.mean(axis=0)
     eigenvalues, eigenvectors = np.linalg.eigh(patches.T @ patches / len(patches))
     filters = (eigenvectors.T / np.sqrt(eigenvalues + eps)[:, None]).reshape(-1, channels, k, k)
     return np.concatenate([filters, -filters]).astype(np.float32)

@@ -94,6 +94,11 @@ def test_plot_confusion_matrix_writes_counts_in_cells(tmp_path):
     assert axes.get_xlabel() == "predicted class" and axes.get_ylabel() == "true class"
     assert [t.get_text() for t in axes.get_xticklabels()] == ["a", "b", "c"]
     assert "150 of 163 correct" in axes.get_title()
+    # Coloured by the share of the row, the diagonal left out: the errors fill the scale.
+    colours = axes.images[0].get_array()
+    assert colours.mask.tolist() == np.eye(3, dtype=bool).tolist()
+    assert colours[1, 2] == pytest.approx(7 / 50)
+    assert axes.images[0].get_clim() == pytest.approx((0, 7 / 50))
     assert_png(tmp_path / "cm.png")
     with pytest.raises(ValueError, match="square"):
         plot_confusion_matrix(np.zeros((2, 3)))

@@ -7,7 +7,7 @@ import pytest
 
 from tapegrad import nn
 from tapegrad.course import report
-from tapegrad.course.analysis import write_classification_run
+from tapegrad.course.analysis import misclassified, write_classification_run
 from tapegrad.train import History
 
 
@@ -89,3 +89,11 @@ def test_runs_label_is_relative_inside_the_project(runs, monkeypatch):
     assert report.runs_label() == "runs/"
     monkeypatch.setenv(report.RUNS_VARIABLE, str(runs))
     assert report.runs_label() == f"{runs.resolve()}/"
+
+
+def test_misclassified_puts_the_most_confident_mistakes_first():
+    labels = np.array([0, 1, 2, 3, 4])
+    predictions = np.array([1, 1, 0, 0, 0])
+    confidences = np.array([0.4, 0.99, 0.9, 0.3, 0.6])
+    np.testing.assert_array_equal(misclassified(labels, predictions), [0, 2, 3, 4])
+    np.testing.assert_array_equal(misclassified(labels, predictions, confidences), [2, 4, 0, 3])

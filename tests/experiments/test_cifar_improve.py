@@ -1,6 +1,17 @@
-"""experiments/cifar_improve.py: preset choice, FLOP count, and a short budgeted smoke run."""
+"""experiments/cifar_improve.py and evaluate.py: settings, the recipe's optimiser, test-time
+augmentation, and short smoke runs of both modes on a slice of the data."""
 
 import json
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad import augment, nn
+from tapegrad.engine.tensor import Tensor
+
+#: A few dozen steps on a slice of the data, on a narrow network.
+SMOKE = ["--widths", "8,16,16", "--batch-size", "64", "--train-images", "1024", "--no-progress"]
 
 
 def test_presets_are_chosen_by_budget(load_experiment):
@@ -29,26 +40,219 @@ def test_training_flops_of_the_airbench94_widths(load_experiment):
     assert script.training_flops(model) == 6 * macs
 
 
-def test_smoke_run_stays_within_its_budget(data_root, tmp_path, load_experiment):
+def _settings(script, *argv):
+    return script.resolve_settings(script._parser().parse_args(list(argv)))
+
+
+def test_settings_come_from_the_preset_then_the_command_line(load_experiment):
+    script = load_experiment("cifar_improve")
+    airbench = _settings(script, "--preset", "airbench94")
+    assert airbench["epochs"] == 9.9 and airbench["budget_minutes"] is None
+    assert airbench["widths"] == (64, 256, 256) and airbench["batch_size"] == 1024
+    assert airbench["tta"] == "flip-translate"
+    budget = _settings(script, "--budget-minutes", "12")
+    assert budget["budget_minutes"] == 12 and budget["epochs"] is None
+    assert budget["widths"] == script.PRESETS[10]["widths"] and budget["tta"] == "flip"
+    mixed = _settings(
+        script, "--preset", "30", "--epochs", "3", "--widths", "16,32,64", "--tta", "none"
+    )
+    assert mixed["epochs"] == 3 and mixed["budget_minutes"] is None
+    assert mixed["widths"] == (16, 32, 64) and mixed["batch_size"] == 256
+    assert mixed["tta"] == "none"
+    overridden = _settings(script, "--set", "lr=9.5", "translate=1")
+    assert overridden["overrides"] == {"lr": 9.5, "translate": 1}
+    overridden = overridden["hyper"]
+    assert overridden["lr"] == 9.5 and overridden["translate"] == 1
+    assert isinstance(overridden["translate"], int)
+    assert overridden["momentum"] == script.HYPER["momentum"]
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("learning_rate=1", "KEY one of lr, momentum"),
+        ("lr", "expected KEY=VALUE"),
+        ("lr=fast", "lr takes a number, got 'fast'"),
+        ("translate=1.5", "translate takes an integer"),
+    ],
+)
+def test_set_rejects_unknown_keys_and_bad_values(load_experiment, capsys, item, message):
+    script = load_experiment("cifar_improve")
+    with pytest.raises(ValueError, match=message):
+        script.parse_overrides([item])
+    with pytest.raises(SystemExit):
+        script.main(["--set", item])
+    assert message in capsys.readouterr().err
+
+
+def test_epochs_and_budget_are_exclusive(load_experiment, capsys):
+    with pytest.raises(SystemExit):
+        load_experiment("cifar_improve").main(["--epochs", "2", "--budget-minutes", "3"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_weight_decay_is_airbenchs_per_step_decay_for_every_group(load_experiment):
+    script = load_experiment("cifar_improve")
+    tg.manual_seed(0)
+    model = script.Net((8, 16, 16), 0.6, 1 / 9)
+    hyper = script.HYPER
+    optimizer = script.build_optimizer(model, 512, hyper)
+    kilostep = 1024 * (1 + 1 / (1 - hyper["momentum"]))
+    decay_per_step = hyper["weight_decay"] * 512 / kilostep
+    biases, others = optimizer.param_groups
+    for group in optimizer.param_groups:
+        # PyTorch semantics: the step removes lr x weight_decay x p.
+        assert group["lr"] * group["weight_decay"] == pytest.approx(decay_per_step)
+    assert biases["lr"] == pytest.approx(hyper["bias_scaler"] * others["lr"])
+    assert not any(p is model.whiten.weight for p in others["params"])
+    assert any(p is model.whiten.bias for p in others["params"])
+
+
+def test_batchnorm_momentum_weights_the_running_statistics(load_experiment):
+    # airbench's 0.6 is PyTorch's momentum 0.4: r <- 0.6 r + 0.4 batch.
+    group = load_experiment("cifar_improve").ConvGroup(4, 4, bn_momentum=0.6)
+    assert group.norm1.momentum == pytest.approx(0.4)
+
+
+class _FirstRowPixels(nn.Module):
+    """Logits = the first ten pixels of channel 0's first row: sees flips and translations."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return tg.as_tensor(np.ascontiguousarray(x.data[:, 0, 0, :10]))
+
+
+def test_flip_translate_tta_weights_six_views_as_airbench():
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 1, 12, 12)).astype(np.float32)
+    model = _FirstRowPixels()
+
+    def view(array):
+        return array[:, 0, 0, :10]
+
+    mirrored = images[..., ::-1]
+    padded = np.pad(images, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect")
+    up_left, down_right = padded[..., :12, :12], padded[..., 2:, 2:]
+    expected = 0.25 * (view(images) + view(mirrored)) + 0.125 * sum(
+        view(v) + view(v[..., ::-1]) for v in (up_left, down_right)
+    )
+    got = augment.tta_logits(model, images, "flip-translate", batch_size=2)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    np.testing.assert_allclose(augment.tta_logits(model, images, "none"), view(images))
+    assert sum(weight for weight, _ in augment.tta_views(images, "flip-translate")) == 1
+    with pytest.raises(ValueError, match="unknown level 'rotate'"):
+        augment.tta_logits(model, images, "rotate")
+
+
+def test_fixed_epochs_smoke_run_then_evaluate_reproduces_it(data_root, tmp_path, load_experiment):
     out = tmp_path / "run"
-    budget_minutes = 0.75
-    load_experiment("cifar_improve").main(
-        [
-            "--budget-minutes",
-            str(budget_minutes),
-            "--out",
-            str(out),
-            "--data-dir",
-            str(data_root),
-            "--no-progress",
-        ]
+    args = ["--epochs", "2", "--tta", "flip-translate", "--test-images", "200"]
+    args += ["--set", "lr=9", "whiten_bias_epochs=1", "--eval-every-epoch"]
+    results = load_experiment("cifar_improve").main(
+        [*SMOKE, *args, "--out", str(out), "--data-dir", str(data_root)]
     )
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["total_seconds"] <= budget_minutes * 60 + 5
-    assert metrics["epochs"] > 0 and 0 <= metrics["test_accuracy"] <= 1
+    assert metrics["steps"] == 2 * 1024 // 64 and metrics["epochs"] == 2
+    assert len(metrics["epoch_test_accuracy"]) == 2
+    settings = metrics["settings"]
+    assert settings["epochs"] == 2 and settings["budget_minutes"] is None
+    assert settings["lr"] == 9 and settings["widths"] == [8, 16, 16]
+    assert settings["tta"] == "flip-translate" and settings["test_images"] == 200
+    assert len(np.load(out / "predictions.npy")) == 200
     assert {p.name for p in out.glob("*.png")} == {
         "filters.png",
         "misclassified.png",
         "confusion_matrix.png",
         "curves.png",
     }
+
+    evaluation = load_experiment("evaluate").main(
+        ["--model", str(out / "model.npz"), "--data-dir", str(data_root)]
+    )
+    assert evaluation["test_accuracy"] == results["test_accuracy"]
+    assert evaluation["predictions_differing_from_run"] == 0
+    assert evaluation["settings"]["tta"] == "flip-translate"
+    written = json.loads((out / "evaluation" / "metrics.json").read_text())
+    assert written["reference_test_accuracy"] == results["test_accuracy"]
+    assert (
+        np.load(out / "evaluation" / "predictions.npy") == np.load(out / "predictions.npy")
+    ).all()
+
+
+def test_budget_smoke_run_stays_within_its_budget(data_root, tmp_path, load_experiment):
+    out = tmp_path / "run"
+    budget_minutes = 0.4
+    load_experiment("cifar_improve").main(
+        [
+            *SMOKE,
+            *("--budget-minutes", str(budget_minutes), "--tta", "flip", "--test-images", "500"),
+            *("--out", str(out), "--data-dir", str(data_root)),
+        ]
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["total_seconds"] <= budget_minutes * 60 + 5
+    assert metrics["epochs"] > 0 and 0 <= metrics["test_accuracy"] <= 1
+    assert metrics["settings"]["budget_minutes"] == budget_minutes
+    assert metrics["settings"]["epochs"] is None
+
+
+def test_evaluate_refuses_other_archives(tmp_path, load_experiment):
+    path = tmp_path / "model.npz"
+    np.savez(path, weight=np.zeros(3))
+    with pytest.raises(ValueError, match="holds no cifar_improve network"):
+        load_experiment("evaluate").main(["--model", str(path)])
+
+
+def test_torch_trainer_takes_the_same_steps_as_tapegrads(load_experiment):
+    """Same weights, same batch: PyTorch's trainer and tapegrad's agree on the logits, and
+    after two steps (the second with the whitening bias frozen) and a lookahead on every
+    weight and running statistic: the optimiser groups, decay and BN momentum match."""
+    pytest.importorskip("torch")
+    script = load_experiment("cifar_improve")
+    torch_recipe = load_experiment("torch_recipe")
+    tg.manual_seed(0)
+    hyper = script.HYPER
+    model = script.Net((8, 16, 16), hyper["batchnorm_momentum"], hyper["head_scale"])
+    rng = np.random.default_rng(0)
+    model.whiten.weight.data[...] = nn.whitening_filters(rng.random((8, 3, 8, 8)), 2)
+    reference = script.TapegradTrainer(model, 16, hyper)
+    other = torch_recipe.TorchTrainer(model.state_dict(), (8, 16, 16), 16, hyper)
+    images = rng.standard_normal((16, 3, 32, 32)).astype(np.float32)
+    labels = rng.integers(0, 10, 16)
+    for trained_bias in (True, False):
+        for trainer in (reference, other):
+            trainer.set_lr_factor(0.5)
+            trainer.train_whitening_bias(trained_bias)
+        loss, logits = reference.step(images, labels)
+        torch_loss, torch_logits = other.step(images, labels)
+        assert torch_loss == pytest.approx(loss, rel=1e-4)
+        np.testing.assert_allclose(torch_logits, logits, rtol=1e-3, atol=1e-4)
+    for trainer in (reference, other):
+        trainer.lookahead(0.3)
+    ours, theirs = reference.state_dict(), other.state_dict()
+    assert set(ours) == set(theirs)
+    for name in ours:
+        np.testing.assert_allclose(theirs[name], ours[name], rtol=1e-3, atol=1e-5, err_msg=name)
+    assert other.weight_decay_loss() == pytest.approx(reference.weight_decay_loss(), rel=1e-4)
+    test_images = rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+    np.testing.assert_allclose(
+        other.predict(test_images), reference.predict(test_images), rtol=1e-3, atol=1e-4
+    )
+
+
+def test_torch_smoke_run_is_evaluated_by_tapegrad(data_root, tmp_path, load_experiment):
+    pytest.importorskip("torch")
+    out = tmp_path / "run"
+    results = load_experiment("cifar_improve").main(
+        [
+            *SMOKE,
+            *("--framework", "torch", "--epochs", "1", "--tta", "flip", "--test-images", "200"),
+            *("--out", str(out), "--data-dir", str(data_root)),
+        ]
+    )
+    assert json.loads((out / "metrics.json").read_text())["settings"]["framework"] == "torch"
+    evaluation = load_experiment("evaluate").main(
+        ["--model", str(out / "model.npz"), "--data-dir", str(data_root)]
+    )
+    # The same weights in the other framework: at most a near-tie or two may flip.
+    assert evaluation["predictions_differing_from_run"] <= 2
+    assert abs(evaluation["test_accuracy"] - results["test_accuracy"]) <= 0.01
