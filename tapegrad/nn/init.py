@@ -2,7 +2,8 @@
 
 Each `name_(tensor, ...)` fills a Tensor, Parameter or ndarray in place and returns it. A
 Parameter still held by a pending forward pass (its array read-only) gets a fresh array
-instead, so the recorded graph keeps the values it saw.
+instead: the recorded graph keeps the values it saw, and its backward() refuses to run (the
+parameter's version changed), as PyTorch's does after an in-place change.
 """
 
 from __future__ import annotations
