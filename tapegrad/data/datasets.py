@@ -78,7 +78,27 @@ class ImageDataset(Dataset):
         )
 
 
-class MNIST(ImageDataset):
+class _StandardDataset(ImageDataset):
+    """A data set of `load_*` files, torchvision's signature: the train or the test split."""
+
+    _load: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        train: bool = True,
+        transform: Callable[[Any], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+        download: bool = True,
+    ) -> None:
+        x_train, y_train, x_test, y_test = self._load(root, download=download)
+        self.train = train
+        super().__init__(
+            x_train if train else x_test, y_train if train else y_test, transform, target_transform
+        )
+
+
+class MNIST(_StandardDataset):
     """MNIST's 60,000 training or 10,000 test digits, 1 x 28 x 28, labels 0..9."""
 
     classes = tuple(
@@ -88,36 +108,12 @@ class MNIST(ImageDataset):
         )
     )
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str] | None = None,
-        train: bool = True,
-        transform: Callable[[Any], Any] | None = None,
-        target_transform: Callable[[int], Any] | None = None,
-        download: bool = True,
-    ) -> None:
-        x_train, y_train, x_test, y_test = load_mnist(root, download=download)
-        self.train = train
-        super().__init__(
-            x_train if train else x_test, y_train if train else y_test, transform, target_transform
-        )
+    _load = staticmethod(load_mnist)
 
 
-class CIFAR10(ImageDataset):
+class CIFAR10(_StandardDataset):
     """CIFAR-10's 50,000 training or 10,000 test images, 3 x 32 x 32, labels 0..9."""
 
     classes = CIFAR10_CLASSES
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str] | None = None,
-        train: bool = True,
-        transform: Callable[[Any], Any] | None = None,
-        target_transform: Callable[[int], Any] | None = None,
-        download: bool = True,
-    ) -> None:
-        x_train, y_train, x_test, y_test = load_cifar10(root, download=download)
-        self.train = train
-        super().__init__(
-            x_train if train else x_test, y_train if train else y_test, transform, target_transform
-        )
+    _load = staticmethod(load_cifar10)
