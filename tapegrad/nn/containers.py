@@ -34,6 +34,48 @@ def _key(owner: str, key: Any) -> str:
     return key
 
 
+class _KeyedItems:
+    """The dict interface of ModuleDict and ParameterDict over `self._items`; each class
+    checks and converts what it stores in its own `__setitem__`, which `update` goes through."""
+
+    _items: dict[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __delitem__(self, key: str) -> None:
+        del self._items[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def keys(self) -> Iterable[str]:
+        return self._items.keys()
+
+    def values(self) -> Iterable[Any]:
+        return self._items.values()
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        return self._items.items()
+
+    def pop(self, key: str) -> Any:
+        return self._items.pop(key)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def update(self, items: Mapping[str, Any] | Iterable) -> None:
+        pairs = items.items() if isinstance(items, Mapping) else items
+        for key, value in pairs:
+            self[key] = value  # type: ignore[index]
+
+
 class ModuleList(Module):
     """A list of Modules, each registered (indexable, iterable, appendable)."""
 
@@ -82,7 +124,7 @@ class ModuleList(Module):
         raise NotImplementedError("ModuleList has no forward(): iterate over it in yours.")
 
 
-class ModuleDict(Module):
+class ModuleDict(_KeyedItems, Module):
     """A dict of Modules by string key, each registered, in insertion order."""
 
     def __init__(self, modules: Mapping[str, Module] | Iterable | None = None) -> None:
@@ -93,43 +135,8 @@ class ModuleDict(Module):
     def named_children(self) -> Iterator[tuple[str, Module]]:
         yield from self._items.items()
 
-    def __getitem__(self, key: str) -> Module:
-        return self._items[key]
-
     def __setitem__(self, key: str, module: Module) -> None:
         self._items[_key("ModuleDict", key)] = _module("ModuleDict", module)
-
-    def __delitem__(self, key: str) -> None:
-        del self._items[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def keys(self) -> Iterable[str]:
-        return self._items.keys()
-
-    def values(self) -> Iterable[Module]:
-        return self._items.values()
-
-    def items(self) -> Iterable[tuple[str, Module]]:
-        return self._items.items()
-
-    def pop(self, key: str) -> Module:
-        return self._items.pop(key)
-
-    def clear(self) -> None:
-        self._items.clear()
-
-    def update(self, modules: Mapping[str, Module] | Iterable) -> None:
-        pairs = modules.items() if isinstance(modules, Mapping) else modules
-        for key, module in pairs:
-            self[key] = module
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("ModuleDict has no forward(): pick its modules in yours.")
@@ -177,7 +184,7 @@ class ParameterList(Module):
         return ", ".join(f"({i}): shape {tuple(p.shape)}" for i, p in enumerate(self._items))
 
 
-class ParameterDict(Module):
+class ParameterDict(_KeyedItems, Module):
     """A dict of Parameters by string key, each registered; Tensors and arrays become
     Parameters."""
 
@@ -189,40 +196,8 @@ class ParameterDict(Module):
     def _named_own_parameters(self) -> Iterator[tuple[str, Parameter]]:
         yield from self._items.items()
 
-    def __getitem__(self, key: str) -> Parameter:
-        return self._items[key]
-
     def __setitem__(self, key: str, value: Any) -> None:
         self._items[_key("ParameterDict", key)] = _parameter(value)
-
-    def __delitem__(self, key: str) -> None:
-        del self._items[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def keys(self) -> Iterable[str]:
-        return self._items.keys()
-
-    def values(self) -> Iterable[Parameter]:
-        return self._items.values()
-
-    def items(self) -> Iterable[tuple[str, Parameter]]:
-        return self._items.items()
-
-    def pop(self, key: str) -> Parameter:
-        return self._items.pop(key)
-
-    def update(self, parameters: Mapping[str, Any] | Iterable) -> None:
-        pairs = parameters.items() if isinstance(parameters, Mapping) else parameters
-        for key, value in pairs:
-            self[key] = value
 
     def extra_repr(self) -> str:
         return ", ".join(f"({k}): shape {tuple(p.shape)}" for k, p in self._items.items())
