@@ -172,8 +172,12 @@ def batch_norm(
 
 
 def _no_legacy(name: str, size_average: Any, reduce: Any) -> None:
+    """Refuse PyTorch's deprecated size_average / reduce (the losses and the loss layers)."""
     if size_average is not None or reduce is not None:
-        raise ValueError(f"{name}: size_average and reduce are deprecated; pass reduction=.")
+        raise ValueError(
+            f"{name}: size_average and reduce are deprecated in PyTorch and not supported "
+            "here; pass reduction='mean', 'sum' or 'none'."
+        )
 
 
 def cross_entropy(

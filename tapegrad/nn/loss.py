@@ -7,6 +7,7 @@ from typing import Any
 
 from tapegrad.engine import ops
 from tapegrad.engine.tensor import Tensor
+from tapegrad.nn.functional import _no_legacy
 from tapegrad.nn.modules import Module
 
 __all__ = [
@@ -23,11 +24,7 @@ __all__ = [
 
 class _Loss(Module):
     def __init__(self, size_average: Any = None, reduce: Any = None, reduction: str = "mean"):
-        if size_average is not None or reduce is not None:
-            raise ValueError(
-                f"{type(self).__name__}: size_average and reduce are deprecated in PyTorch and "
-                f"not supported here; pass reduction='mean', 'sum' or 'none'."
-            )
+        _no_legacy(type(self).__name__, size_average, reduce)
         self.reduction = reduction
 
     def extra_repr(self) -> str:
