@@ -9,6 +9,7 @@ import numpy as np
 
 from tapegrad.engine.tape import enable_grad
 from tapegrad.engine.tensor import Tensor
+from tapegrad.kernels.optimizers import sgd_update
 
 if TYPE_CHECKING:
     from tapegrad.nn import Module
@@ -230,10 +231,33 @@ class SGD(Optimizer):
         )
 
     def _update(self, group, state, p):
+        mu = group["momentum"]
+        buffer = state.get("momentum_buffer")
+        first = mu != 0 and buffer is None
+        if first:
+            buffer = np.empty_like(p.data)
+        data = p.data
+        fused = sgd_update(
+            data,
+            p.grad,
+            buffer if mu else data,  # the kernel neither reads nor writes it without momentum
+            lr=group["lr"],
+            momentum=mu,
+            dampening=group["dampening"],
+            weight_decay=group["weight_decay"],
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
+            first=first,
+        )
+        if fused:
+            if first:
+                state["momentum_buffer"] = buffer
+            p.data = data  # an in-place update: assigning bumps the version, as `-=` does
+            return
+        # The same update in NumPy, for the arrays the kernel does not take.
         g = -p.grad if group["maximize"] else p.grad
         if group["weight_decay"]:
             g = g + group["weight_decay"] * p.data
-        mu = group["momentum"]
         if mu:
             buffer = state.get("momentum_buffer")
             if buffer is None:
