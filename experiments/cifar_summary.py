@@ -1,0 +1,149 @@
+"""cifar_improve runs side by side: a table and the accuracy-against-minutes plot.
+
+    python experiments/cifar_summary.py RUN_DIR [RUN_DIR ...] [--out DIR]
+
+Reads each run's metrics.json (written by cifar_improve.py) and
+writes `summary.md` (one row per run, then the mean of each preset and framework over its
+seeds) and `accuracy_vs_minutes.png`: every run as a point at its total minutes (training and
+the final test-time-augmented evaluation), tapegrad and PyTorch with their own markers, the
+issue's targets drawn as steps. "Minutes to 93 % / 94 %" is the first time the run's test
+accuracy was at least that much: after an epoch (live weights, no TTA; `--eval-every-epoch`
+runs only) or at the end (the reported accuracy, with TTA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from common import run_main
+
+from matplotlib.figure import Figure
+
+from tapegrad.course import plots
+from tapegrad.io import write_atomically
+
+#: Minutes of budget and the mean test accuracy each must reach (issue 16).
+TARGETS = {10: 0.915, 30: 0.940, 120: 0.950}
+THRESHOLDS = (0.93, 0.94)
+
+
+def load_run(directory: Path) -> dict[str, Any]:
+    """The fields of a run's metrics.json that the summary needs."""
+    path = directory / "metrics.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory}: no metrics.json (is it a cifar_improve run?)")
+    metrics = json.loads(path.read_text())
+    settings = metrics["settings"]
+    minutes = metrics["total_seconds"] / 60
+    times = [s / 60 for s in metrics.get("epoch_test_seconds", [])]
+    accuracies = metrics.get("epoch_test_accuracy", [])[: len(times)]
+    checkpoints = [*zip(times, accuracies, strict=True), (minutes, metrics["test_accuracy"])]
+    return {
+        "run": directory.name,
+        "preset": str(settings.get("preset")),
+        "framework": settings.get("framework", "tapegrad"),
+        "seed": settings.get("seed"),
+        "tta": settings.get("tta"),
+        "accuracy": metrics["test_accuracy"],
+        "epochs": metrics["epochs"],
+        "minutes": minutes,
+        **{
+            f"minutes_to_{threshold}": next(
+                (t for t, accuracy in checkpoints if accuracy >= threshold), None
+            )
+            for threshold in THRESHOLDS
+        },
+    }
+
+
+def _minutes(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def summary_table(runs: list[dict[str, Any]]) -> str:
+    """Markdown: one row per run, then the mean over seeds of each preset and framework."""
+    header = (
+        "| run | preset | framework | seed | TTA | test accuracy | epochs | minutes | "
+        "minutes to 93 % | minutes to 94 % |\n|---|---|---|---:|---|---:|---:|---:|---:|---:|"
+    )
+    lines = [header]
+    for run in runs:
+        lines.append(
+            f"| {run['run']} | {run['preset']} | {run['framework']} | {run['seed']} | "
+            f"{run['tta']} | {100 * run['accuracy']:.2f} % | {run['epochs']:.2f} | "
+            f"{run['minutes']:.1f} | {_minutes(run['minutes_to_0.93'])} | "
+            f"{_minutes(run['minutes_to_0.94'])} |"
+        )
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        groups[run["preset"], run["framework"]].append(run)
+    lines += ["", "| preset | framework | seeds | mean test accuracy | mean minutes |"]
+    lines.append("|---|---|---:|---:|---:|")
+    for (preset, framework), members in groups.items():
+        lines.append(
+            f"| {preset} | {framework} | {len(members)} | "
+            f"{100 * statistics.mean(r['accuracy'] for r in members):.2f} % | "
+            f"{statistics.mean(r['minutes'] for r in members):.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_accuracy_vs_minutes(runs: list[dict[str, Any]], path: Path) -> None:
+    """Each run as a point (accuracy against total minutes), the targets as a step line."""
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
+    markers = {"tapegrad": ("o", "tab:blue"), "torch": ("s", "tab:orange")}
+    for framework, (marker, colour) in markers.items():
+        chosen = [r for r in runs if r["framework"] == framework]
+        if chosen:
+            axes.scatter(
+                [r["minutes"] for r in chosen],
+                [100 * r["accuracy"] for r in chosen],
+                marker=marker,
+                color=colour,
+                label=f"{framework} (one point per run)",
+            )
+            for r in chosen:
+                axes.annotate(
+                    r["preset"], (r["minutes"], 100 * r["accuracy"]), fontsize=7, alpha=0.7
+                )
+    minutes = sorted(TARGETS)
+    axes.step(
+        minutes,
+        [100 * TARGETS[m] for m in minutes],
+        where="post",
+        color="tab:red",
+        linestyle="--",
+        label="targets (mean of seeds, issue 16)",
+    )
+    axes.scatter(minutes, [100 * TARGETS[m] for m in minutes], marker="_", s=200, color="tab:red")
+    axes.set_xlabel("minutes (training + final evaluation, 2 cores)")
+    axes.set_ylabel("test accuracy, % (final, with TTA)")
+    axes.set_title("CIFAR-10: test accuracy against wall-clock minutes")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
+    plots.save_figure(figure, path)
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="cifar_improve output directories")
+    parser.add_argument("--out", type=Path, default=Path("runs/cifar_summary"))
+    args = parser.parse_args(argv)
+    runs = [load_run(directory) for directory in args.runs]
+    table = summary_table(runs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_atomically(args.out / "summary.md", lambda file: file.write(table.encode()))
+    plot_accuracy_vs_minutes(runs, args.out / "accuracy_vs_minutes.png")
+    print(table)
+    print(f"outputs in {args.out}")
+    return runs
+
+
+if __name__ == "__main__":
+    run_main(main)
