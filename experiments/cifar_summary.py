@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from common import run_main
-
 from matplotlib.figure import Figure
 
 from tapegrad.course import plots

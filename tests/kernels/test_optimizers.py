@@ -4,10 +4,10 @@ import itertools
 
 import numpy as np
 import pytest
+from tapegrad.kernels.optimizers import sgd_update
 
 import tapegrad as tg
 from tapegrad import optim
-from tapegrad.kernels.optimizers import sgd_update
 
 SETTINGS = [
     dict(momentum=m, dampening=d, weight_decay=wd, nesterov=n, maximize=mx)
