@@ -153,6 +153,8 @@ def test_fixed_epochs_smoke_run_then_evaluate_reproduces_it(data_root, tmp_path,
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 2 * 1024 // 64 and metrics["epochs"] == 2
     assert len(metrics["epoch_test_accuracy"]) == 2
+    first, second = metrics["epoch_test_seconds"]
+    assert 0 < first < second <= metrics["total_seconds"]
     settings = metrics["settings"]
     assert settings["epochs"] == 2 and settings["budget_minutes"] is None
     assert settings["lr"] == 9 and settings["widths"] == [8, 16, 16]
@@ -176,6 +178,35 @@ def test_fixed_epochs_smoke_run_then_evaluate_reproduces_it(data_root, tmp_path,
     assert (
         np.load(out / "evaluation" / "predictions.npy") == np.load(out / "predictions.npy")
     ).all()
+
+    summary = load_experiment("cifar_summary").main([str(out), "--out", str(tmp_path / "sum")])
+    assert [run["accuracy"] for run in summary] == [results["test_accuracy"]]
+    table = (tmp_path / "sum" / "summary.md").read_text()
+    assert (
+        f"| run | airbench94 | tapegrad | 0 | flip-translate | {100 * results['test_accuracy']:.2f} %"
+        in table
+    )
+    assert (tmp_path / "sum" / "accuracy_vs_minutes.png").stat().st_size > 10_000
+
+
+def test_summary_times_each_threshold_by_the_first_measurement_reaching_it(
+    tmp_path, load_experiment
+):
+    metrics = {
+        "settings": {"preset": "30", "framework": "torch", "seed": 2, "tta": "flip"},
+        "test_accuracy": 0.945,
+        "epochs": 12.0,
+        "total_seconds": 1500.0,
+        "epoch_test_accuracy": [0.90, 0.932, 0.929, 0.938],
+        "epoch_test_seconds": [300.0, 600.0, 900.0, 1200.0],
+    }
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    run = load_experiment("cifar_summary").load_run(tmp_path)
+    assert run["minutes_to_0.93"] == 10.0  # the second epoch, not the later dip
+    assert run["minutes_to_0.94"] == 25.0  # only the final, test-time-augmented accuracy
+    assert run["framework"] == "torch" and run["preset"] == "30"
+    with pytest.raises(FileNotFoundError, match="no metrics.json"):
+        load_experiment("cifar_summary").load_run(tmp_path / "missing")
 
 
 def test_budget_smoke_run_stays_within_its_budget(data_root, tmp_path, load_experiment):
