@@ -12,6 +12,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests check values, never time: no per-example deadline, so that a loaded or slow
+# machine cannot fail them (speed is experiments/benchmark.py's job).
+settings.register_profile("untimed", deadline=None)
+settings.load_profile("untimed")
 
 
 @pytest.fixture(scope="session")

@@ -156,7 +156,7 @@ def random_arrays(dtype, seed, *shapes):
 
 @pytest.mark.parametrize("method", ["auto", "im2col"])
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(problem=conv_problems())
 def test_conv2d_matches_reference(dtype, method, problem):
     x_shape, w_shape, stride, padding, seed = problem
@@ -180,7 +180,7 @@ def test_conv2d_matches_reference(dtype, method, problem):
 
 @pytest.mark.parametrize("pool", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(problem=conv_problems())
 def test_conv2d_with_relu_and_pool_matches_reference(dtype, pool, problem):
     """relu=True gives max(conv, 0), pool=True then pools that over 2x2 windows, exactly as
@@ -244,7 +244,7 @@ def winograd_problems(draw):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(problem=winograd_problems())
 def test_winograd_conv2d_matches_reference(dtype, problem):
     x_shape, w_shape, stride, padding, seed = problem
@@ -328,7 +328,7 @@ def test_conv2d_nan_reaches_exactly_the_windows_that_contain_it():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(problem=conv_problems(max_stride=3))
 def test_im2col_and_col2im_match_reference(dtype, problem):
     x_shape, (_, _, kh, kw), stride, padding, seed = problem
@@ -366,7 +366,7 @@ def pool_problems(draw):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(problem=pool_problems())
 def test_maxpool_matches_reference(dtype, problem):
     shape, (kh, kw), (sh, sw), seed, with_ties = problem
