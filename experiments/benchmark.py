@@ -24,6 +24,10 @@ Extra rows and columns:
                 each framework in its own fresh process
   --latency     time from a fresh `import tapegrad` to the first finished MNIST step (batch
                 16), with an empty numba cache (cold), then with the one it filled (warm)
+  --report JSON the tables of a saved run again (with today's target column)
+
+The `target` column checks issue 17's targets (bench/table.py): the ratio each row must
+reach, and by how much it is missed where it is not.
 
 FLOP convention: 2 FLOPs per multiply-accumulate (MAC) of the convolutions and linear layers
 (`tapegrad.nn.count_macs`; activations, pooling, norms, loss and update are not counted); a
@@ -79,6 +83,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-batch-size", type=int, default=256)
     parser.add_argument("--latency", action="store_true", help="time import to first step")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument(
+        "--report", type=Path, default=None, help="only print the tables of a saved --json run"
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -120,6 +127,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result = worker(json.loads(args.worker))
         print(json.dumps(result))
         return result
+    if args.report is not None:
+        saved = json.loads(args.report.read_text())
+        print_tables(saved)
+        return saved
 
     use_torch = not args.no_torch and torch_available()
     if not args.no_torch and not use_torch:
@@ -181,15 +192,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(memory_table([row]).splitlines()[-1], flush=True)
 
     report_load(results, start_busy, start_own, start_wall)
+    print_tables(results)
+    if args.json:
+        write_json(args.json, results)
+    return results
+
+
+def print_tables(results: dict[str, Any]) -> None:
+    """The speed table, the memory table (if measured) and the machine's load."""
     print()
-    print(speed_table(results["results"], peaks))
+    print(speed_table(results["results"], results["sgemm_peak_gflops"]))
     if results["memory"]:
         print()
         print(memory_table(results["memory"]))
     print_load(results["machine"])
-    if args.json:
-        write_json(args.json, results)
-    return results
 
 
 def report_load(results: dict, start_busy: float | None, start_own: float, start_wall: float):

@@ -100,6 +100,55 @@ def test_haswell_column_comes_from_a_haswell_worker(benchmark, monkeypatch, tmp_
     assert haswell_env["NUMBA_NUM_THREADS"] == "1"
 
 
+def test_target_column_states_each_of_issue_17s_targets(benchmark):
+    from bench.table import memory_table, speed_row
+
+    def cell(network, batch, ratio, *, mode="train", threads="all", haswell=None):
+        ours = {"images_per_second": 100.0, "gflops_per_second": 10.0}
+        return {
+            "network": network,
+            "batch_size": batch,
+            "mode": mode,
+            "threads": threads,
+            "tapegrad": ours,
+            "torch": {"images_per_second": 100.0 / ratio},
+            "ratio": ratio,
+            "haswell": None if haswell is None else {"ratio": haswell},
+        }
+
+    def target(*args, **kwargs):
+        return speed_row(cell(*args, **kwargs))[-1]
+
+    assert target("mnist_starter", 16, 1.6, haswell=1.08) == (
+        ">= 1.5: met; haswell >= 1.2: missed by 10 %"
+    )
+    assert target("mnist_starter", 16, 1.2, threads=1) == ">= 1: met"
+    assert target("airbench", 4, 0.6) == ">= 0.8: missed by 25 %"
+    assert target("airbench", 1024, 1.2) == ">= 1.2: met"
+    assert target("mlp", 4, 0.5) == ""  # the MLP's targets start at batch 16
+    assert target("airbench_conv", 256, 0.5) == ""
+    assert target("cifar_starter", 1, 0.9, mode="eval") == ">= 1: missed by 10 %"
+    assert target("mlp", 1, 0.9, mode="eval") == ""
+    assert target("cifar_starter", 64, 1.7) == ">= 1.5: met; haswell >= 1.2: not measured"
+    memory = {"network": "mlp", "batch_size": 256}
+    rows = [
+        {**memory, "tapegrad": {"peak_mib": 110.0}, "torch": {"peak_mib": 100.0}},
+        {**memory, "tapegrad": {"peak_mib": 90.0}, "torch": {"peak_mib": 100.0}},
+    ]
+    table = memory_table(rows)
+    assert "<= 1: missed by 10 %" in table and "<= 1: met" in table
+
+
+def test_report_prints_the_tables_of_a_saved_run(benchmark, tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    benchmark.main(["--networks", "mlp", "--batch-sizes", "16", *TINY, "--json", str(path)])
+    capsys.readouterr()
+    saved = benchmark.main(["--report", str(path)])
+    printed = capsys.readouterr().out
+    assert saved["results"][0]["network"] == "mlp"
+    assert "| mlp | train | all | 16 |" in printed and "| target |" in printed
+
+
 def test_own_cpu_time_counts_this_process(benchmark):
     from bench.machine import busy_cpu_seconds, own_cpu_seconds
 
