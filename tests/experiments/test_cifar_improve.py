@@ -224,6 +224,23 @@ def test_budget_smoke_run_stays_within_its_budget(data_root, tmp_path, load_expe
     assert metrics["settings"]["epochs"] is None
 
 
+def test_the_committed_model_gives_its_runs_predictions(data_root, tmp_path, load_experiment):
+    """The committed airbench94 model, evaluated again (a slice of the test set, to keep CI
+    short), predicts what its training run predicted, image for image."""
+    from pathlib import Path
+
+    run = Path(__file__).resolve().parents[2] / "experiments/results/cifar_improve_airbench94_seed0"
+    assert (run / "model.npz").stat().st_size <= 10 * 2**20
+    args = ["--model", str(run / "model.npz"), "--test-images", "300", "--out", str(tmp_path)]
+    evaluation = load_experiment("evaluate").main([*args, "--data-dir", str(data_root)])
+    assert evaluation["settings"]["tta"] == "flip-translate"
+    assert evaluation["reference_test_accuracy"] == 0.939
+    assert evaluation["predictions_differing_from_run"] == 0
+    saved = np.load(run / "predictions.npy")[:300]
+    labels = np.load(tmp_path / "predictions.npy")
+    assert (saved == labels).all() and evaluation["test_accuracy"] > 0.85
+
+
 def test_evaluate_refuses_other_archives(tmp_path, load_experiment):
     path = tmp_path / "model.npz"
     np.savez(path, weight=np.zeros(3))
