@@ -1,12 +1,15 @@
 """Numba kernels on NCHW arrays: convolution (direct, Winograd, im2col), max pooling, batch norm
 and activations, forward and backward."""
 
+from .cpu import prefer_full_width_vectors
 from .memory import keep_freed_memory
 from .threads import start_thread_pool
 
 # What importing tapegrad does to the process (README, "What importing tapegrad changes"):
-# numba's OpenMP pool starts, and glibc's malloc keeps freed memory (TAPEGRAD_MALLOC_TUNING=0
-# turns that off). BLAS's threads are left alone.
+# numba compiles with 512-bit vectors where the CPU has AVX-512 (TAPEGRAD_FULL_WIDTH_VECTORS=0
+# turns that off), numba's OpenMP pool starts, and glibc's malloc keeps freed memory
+# (TAPEGRAD_MALLOC_TUNING=0 turns that off). BLAS's threads are left alone.
+prefer_full_width_vectors()
 start_thread_pool()
 keep_freed_memory()
 

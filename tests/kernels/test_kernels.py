@@ -624,6 +624,33 @@ def test_keep_freed_memory_tunes_glibc_unless_the_user_did(monkeypatch):
     assert memory.keep_freed_memory() is False
 
 
+def test_kernels_compile_with_512_bit_vectors_where_the_cpu_has_avx512(monkeypatch):
+    from numba import njit
+    from numba.core import codegen, config
+    from tapegrad.kernels import cpu
+
+    @njit
+    def axpy(a, x, y):
+        for i in range(x.size):
+            y[i] += a * x[i]
+
+    x = np.ones(1000, np.float32)
+    axpy(np.float32(2), x, x.copy())
+    assembly = "".join(axpy.inspect_asm().values())
+    if "+avx512f" in codegen.get_host_cpu_features().split(","):
+        assert config.CPU_FEATURES.endswith(",-prefer-256-bit")
+        assert "zmm" in assembly  # the loop uses 512-bit registers
+    else:
+        assert config.CPU_FEATURES is None and "zmm" not in assembly
+
+    monkeypatch.setattr(config, "CPU_FEATURES", None)
+    monkeypatch.setenv("TAPEGRAD_FULL_WIDTH_VECTORS", "0")
+    assert cpu.prefer_full_width_vectors() is False and config.CPU_FEATURES is None
+    monkeypatch.setenv("TAPEGRAD_FULL_WIDTH_VECTORS", "1")
+    monkeypatch.setenv("NUMBA_CPU_NAME", "haswell")  # the user's choice wins
+    assert cpu.prefer_full_width_vectors() is False and config.CPU_FEATURES is None
+
+
 def test_a_large_array_freed_and_allocated_again_reuses_its_pages():
     """With the tuning (applied at import), the second 64 MiB array is served from memory the
     process kept, so filling it takes no page faults; glibc's defaults would mmap it afresh
