@@ -20,7 +20,7 @@ Extra rows and columns:
                 (NUMBA_NUM_THREADS=1 against torch.set_num_threads(1))
   --haswell     a "haswell ratio" column: the same row in a fresh process whose numba compiles
                 for Haswell (AVX2, no AVX-512), with its own numba cache (--haswell-cache)
-  --memory      peak resident memory (ru_maxrss) of a training step at --memory-batch-size,
+  --memory      peak resident memory (VmHWM) of a training step at --memory-batch-size,
                 each framework in its own fresh process
   --latency     time from a fresh `import tapegrad` to the first finished MNIST step (batch
                 16), with an empty numba cache (cold), then with the one it filled (warm)

@@ -1,7 +1,7 @@
 """Measurements that need a fresh interpreter, run as `benchmark.py --worker TASK`.
 
 - latency: import tapegrad -> first finished MNIST step, with an empty then a filled numba cache;
-- memory: the peak resident memory (ru_maxrss) of a few training steps, one framework per process;
+- memory: the peak resident memory (VmHWM) of a few training steps, one framework per process;
 - cell: a whole table cell under other settings (environment variables): one thread each side
   (NUMBA_NUM_THREADS=1 against torch.set_num_threads(1)), or numba compiling for another CPU
   (NUMBA_CPU_NAME=haswell with its own cache folder, so the host's cache is left alone).
@@ -33,11 +33,15 @@ HASWELL_FEATURES = (
 
 
 def haswell_environment(cache_dir: Path) -> dict[str, str]:
-    """Environment variables that make numba compile for Haswell, caching in `cache_dir`."""
+    """Environment variables that make numba compile for Haswell, caching in `cache_dir`, and
+    keep PyTorch to AVX2 as well (its ATen kernels and oneDNN pick AVX-512 on their own), so
+    that the row compares the two as a machine without AVX-512 would run them."""
     return {
         "NUMBA_CPU_NAME": "haswell",
         "NUMBA_CPU_FEATURES": HASWELL_FEATURES,
         "NUMBA_CACHE_DIR": str(cache_dir),
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
     }
 
 
@@ -82,7 +86,15 @@ def worker(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _max_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    """This process's peak resident memory: VmHWM, the high-water mark of its own address
+    space. Not getrusage's ru_maxrss, which on Linux keeps the parent's peak across fork and
+    exec (every worker of a 1.6 GB benchmark process reported 1,641 MiB)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux, elsewhere
 
 
 def _peak_memory(network: str, batch_size: int, framework: str, steps: int) -> dict[str, Any]:

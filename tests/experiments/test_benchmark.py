@@ -80,6 +80,15 @@ def test_eval_one_thread_and_memory_rows(benchmark, tmp_path):
         assert row["torch"] is None
 
 
+def test_a_memory_worker_reports_its_own_peak_not_its_parents(benchmark):
+    from bench.isolated import measure_memory
+
+    ballast = np.ones(800 * 2**20, np.uint8)  # this process now holds 800 MiB more
+    row = measure_memory("mlp", 2, ("tapegrad",), torch_threads=0, steps=1)
+    assert ballast.all()
+    assert 0 < row["tapegrad"]["peak_mib"] < 700
+
+
 def test_haswell_column_comes_from_a_haswell_worker(benchmark, monkeypatch, tmp_path):
     calls = []
 
@@ -97,6 +106,8 @@ def test_haswell_column_comes_from_a_haswell_worker(benchmark, monkeypatch, tmp_
     assert haswell_env["NUMBA_CPU_NAME"] == "haswell"
     assert haswell_env["NUMBA_CACHE_DIR"] == str(tmp_path)
     assert "-avx512f" in haswell_env["NUMBA_CPU_FEATURES"]
+    assert haswell_env["ATEN_CPU_CAPABILITY"] == "avx2"  # PyTorch on AVX2 too
+    assert haswell_env["ONEDNN_MAX_CPU_ISA"] == "AVX2"
     assert haswell_env["NUMBA_NUM_THREADS"] == "1"
 
 
