@@ -259,8 +259,7 @@ class SGD(Optimizer):
         if group["weight_decay"]:
             g = g + group["weight_decay"] * p.data
         if mu:
-            buffer = state.get("momentum_buffer")
-            if buffer is None:
+            if first:
                 buffer = state["momentum_buffer"] = np.array(g, dtype=p.dtype)
             else:
                 buffer *= mu
