@@ -1,6 +1,6 @@
 """Optimisers, learning-rate schedules and an exponential moving average of the weights.
 
-PyTorch's names: `optim.SGD`, `Adam`, `AdamW`, `RMSprop`, `Adagrad` and the schedulers in
+PyTorch's names: `optim.SGD`, `Adam`, `AdamW`, `RMSprop`, `Adagrad`, `Muon` and the schedulers in
 `optim.lr_scheduler`; tapegrad's own: the assignment's `Momentum`, schedule factors
 (`triangular`, `cosine`, `piecewise_linear`) for `LRScheduler` (a LambdaLR), and weight
 averaging.
@@ -9,6 +9,7 @@ averaging.
 from tapegrad.optim import lr_scheduler
 from tapegrad.optim.adagrad import Adagrad
 from tapegrad.optim.adam import Adam, AdamW
+from tapegrad.optim.muon import Muon, orthogonalise
 from tapegrad.optim.optimizers import SGD, ExponentialMovingAverage, Momentum, Optimizer
 from tapegrad.optim.rmsprop import RMSprop
 from tapegrad.optim.schedules import LRScheduler, cosine, piecewise_linear, triangular
@@ -21,10 +22,12 @@ __all__ = [
     "ExponentialMovingAverage",
     "LRScheduler",
     "Momentum",
+    "Muon",
     "Optimizer",
     "RMSprop",
     "cosine",
     "lr_scheduler",
+    "orthogonalise",
     "piecewise_linear",
     "triangular",
 ]
