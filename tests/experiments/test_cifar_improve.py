@@ -162,6 +162,7 @@ def test_fixed_epochs_smoke_run_then_evaluate_reproduces_it(data_root, tmp_path,
     assert len(np.load(out / "predictions.npy")) == 200
     assert {p.name for p in out.glob("*.png")} == {
         "filters.png",
+        "first_layer_filters.png",
         "misclassified.png",
         "confusion_matrix.png",
         "curves.png",
@@ -185,6 +186,28 @@ def test_fixed_epochs_smoke_run_then_evaluate_reproduces_it(data_root, tmp_path,
     accuracy = f"{100 * results['test_accuracy']:.2f} %"
     assert f"| run | airbench94 | tapegrad | 0 | flip-translate | {accuracy}" in table
     assert (tmp_path / "sum" / "accuracy_vs_minutes.png").stat().st_size > 10_000
+
+
+def test_first_layer_in_pixels_is_the_odd_part_of_its_response(load_experiment):
+    """(f(x) - f(-x)) / 2 of whitening - GELU - conv1 is the 4x4 filters' correlation with x."""
+    script = load_experiment("cifar_improve")
+    tg.manual_seed(1)
+    model = script.Net((5, 8, 8), 0.6, 1 / 9)
+    rng = np.random.default_rng(1)
+    model.whiten.weight.data[...] = nn.whitening_filters(rng.random((8, 3, 8, 8)), 2)
+    model.whiten.bias.data[...] = 0
+    model.groups[0].conv1.weight.data[...] = rng.standard_normal((5, 24, 3, 3))
+
+    def first_layer(x):
+        return model.groups[0].conv1(tg.gelu(model.whiten(Tensor(x)), approximate="tanh")).data
+
+    x = rng.standard_normal((1, 3, 9, 9)).astype(np.float32)
+    odd = (first_layer(x) - first_layer(-x))[0, :, 1:-1, 1:-1] / 2  # away from the padding
+    filters = script.first_layer_in_pixels(model)
+    assert filters.shape == (5, 3, 4, 4)
+    windows = np.lib.stride_tricks.sliding_window_view(x[0], (4, 4), axis=(1, 2))
+    expected = np.einsum("chwuv,ocuv->ohw", windows, filters)
+    np.testing.assert_allclose(odd, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_summary_times_each_threshold_by_the_first_measurement_reaching_it(
