@@ -1,6 +1,6 @@
 """An improved CIFAR-10 network trained to a wall-clock budget or for a fixed number of epochs.
 
-    python experiments/cifar_improve.py [--preset 10|30|180|airbench94]
+    python experiments/cifar_improve.py [--preset 10|30|180|airbench94|airbench94_muon]
                                         [--budget-minutes M | --epochs E] [--widths A,B,C]
                                         [--batch-size B] [--tta none|flip|flip-translate]
                                         [--set KEY=VALUE ...] [--eval-every-epoch]
@@ -25,7 +25,9 @@ progress through whichever is given:
   the final evaluation will take is kept back, estimated from the measured speed.
 
 `--preset airbench94` is airbench94 itself (9.9 epochs, widths 64/256/256, batch 1024,
-flip-and-translate TTA); the numbered presets are budgets in minutes. Every entry of `HYPER`
+flip-and-translate TTA); `--preset airbench94_muon` is airbench94_muon's recipe (8 epochs,
+batch 2000, the 3x3 filters stepped by Muon, a linear decay, no lookahead); the numbered
+presets are budgets in minutes. Every entry of `HYPER`
 can be overridden with `--set`, and all settings are recorded in metrics.json.
 `--framework torch` trains the same network from the same initial weights in PyTorch
 (experiments/torch_recipe.py), through the same data pipeline, schedules and TTA.
@@ -56,31 +58,58 @@ PRESETS = {
     30: {"widths": (64, 128, 256), "batch_size": 256},
     180: {"widths": (64, 256, 256), "batch_size": 512},
 }
-#: Presets of fixed work: airbench94's network, batch, epochs and test-time augmentation.
+#: Presets of fixed work: airbench's network, batch, epochs, test-time augmentation and the
+#: recipe's entries that differ from HYPER (airbench94's).
 FIXED_PRESETS = {
     "airbench94": {
         "epochs": 9.9,
         "widths": (64, 256, 256),
         "batch_size": 1024,
         "tta": "flip-translate",
+        "recipe": {},
+    },
+    # airbench94_muon.py's absolute rates in HYPER's units (kilostep = 7851 examples at
+    # momentum 0.85, head scale 1/9 against its 1/256 on unit-std weights): head 0.67 -> lr 6.5,
+    # biases 0.053 = 64 x the head's, decay 2e-6 x batch per step -> 0.0157 per 1024.
+    "airbench94_muon": {
+        "epochs": 8.0,
+        "widths": (64, 256, 256),
+        "batch_size": 2000,
+        "tta": "flip-translate",
+        "recipe": {
+            "filter_optimizer": "muon",
+            "lr": 6.5,
+            "weight_decay": 0.0157,
+            "whiten_bias_scaler": 64.0,
+            "lookahead_every": 0,
+            "warmup_fraction": 0.0,
+            "lr_start": 1.0,
+            "lr_end": 0.0,
+        },
     },
 }
+FILTER_OPTIMIZERS = ("sgd", "muon")
 #: The recipe, airbench94's values; each entry can be overridden with --set KEY=VALUE.
 HYPER = {
     "lr": 11.5,  # per 1024 examples, airbench's "decoupled" units, converted below
     "momentum": 0.85,
     "weight_decay": 0.0153,  # per 1024 examples, decoupled from the learning rate
     "bias_scaler": 64.0,  # the BN biases' learning rate (not their decay) is this much larger
+    "whiten_bias_scaler": 1.0,  # the same for the whitening layer's bias
     "label_smoothing": 0.2,
     "batchnorm_momentum": 0.6,  # the running statistics' weight: r <- 0.6 r + 0.4 batch
     "head_scale": 1 / 9,
     "translate": 2,
     "whiten_bias_epochs": 3,  # the whitening layer's bias trains for this many epochs
-    "lookahead_every": 5,  # steps between lookahead updates
+    "lookahead_every": 5,  # steps between lookahead updates; 0: no lookahead
     "lookahead_decay": 0.95**5,  # at the end of training; ramps up as the cube of progress
     "warmup_fraction": 0.23,
     "lr_start": 0.2,
     "lr_end": 0.07,
+    "filter_optimizer": "sgd",  # or "muon": the 3x3 filters stepped by Muon (airbench94_muon)
+    "muon_lr": 0.24,  # Muon's rate per step, on filters renormalised to sqrt(out_channels)
+    "muon_momentum": 0.6,
+    "muon_ns_steps": 3,
 }
 #: Each channel's mean and standard deviation over the training set, in uint8 units (airbench's).
 CHANNEL_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32).reshape(1, 3, 1, 1) * 255
@@ -170,23 +199,62 @@ def training_flops(model: Net) -> float:
     return 6 * nn.count_macs(model, (3, 32, 32))
 
 
-def build_optimizer(model: Net, batch_size: int, hyper: dict[str, float]) -> optim.SGD:
-    """Nesterov SGD from airbench's decoupled units: the loss is summed over the batch, so the
-    learning rate is per example; the decay per step is weight_decay x batch / kilostep for
-    every parameter (PyTorch's weight_decay coefficient is that divided by the group's lr), and
-    the BN biases get `bias_scaler` times the learning rate."""
+def is_filter(name: str, p: Tensor) -> bool:
+    """The trained 3x3 filters, which Muon steps when the recipe says so."""
+    return p.ndim == 4 and name != "whiten.weight"
+
+
+def sgd_groups(
+    named_parameters: list[tuple[str, Any]], batch_size: int, hyper: dict[str, Any]
+) -> tuple[list[dict[str, Any]], float]:
+    """Nesterov SGD's groups and momentum from airbench's decoupled units: the loss is summed
+    over the batch, so the learning rate is per example; the decay per step is
+    weight_decay x batch / kilostep for every parameter (PyTorch's weight_decay coefficient is
+    that divided by the group's lr); the BN biases get `bias_scaler` times the learning rate
+    and the whitening bias `whiten_bias_scaler` times. With Muon the filters are left out.
+    Shared with torch_recipe.py, so both frameworks build the same groups."""
     momentum = hyper["momentum"]
     kilostep = 1024 * (1 + 1 / (1 - momentum))
     lr, decay = hyper["lr"] / kilostep, hyper["weight_decay"] * batch_size / kilostep
+    by_scaler: dict[str, list[Any]] = {"bias_scaler": [], "whiten_bias_scaler": [], "": []}
+    for name, p in named_parameters:
+        if hyper["filter_optimizer"] == "muon" and is_filter(name, p):
+            continue
+        key = "bias_scaler" if "norm" in name else "whiten_bias_scaler" if "whiten" in name else ""
+        by_scaler[key].append(p)
+    groups = []
+    for key, params in by_scaler.items():
+        group_lr = lr * hyper[key] if key else lr
+        groups.append({"params": params, "lr": group_lr, "weight_decay": decay / group_lr})
+    return groups, momentum
+
+
+def build_optimizers(model: Net, batch_size: int, hyper: dict[str, Any]) -> list[optim.Optimizer]:
+    """The recipe's SGD (see `sgd_groups`), then Muon for the filters if the recipe says so."""
     trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    norm_biases = [p for name, p in trained if "norm" in name]
-    others = [p for name, p in trained if "norm" not in name]
-    bias_lr = lr * hyper["bias_scaler"]
-    groups = [
-        {"params": norm_biases, "lr": bias_lr, "weight_decay": decay / bias_lr},
-        {"params": others, "lr": lr, "weight_decay": decay / lr},
-    ]
-    return optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
+    groups, momentum = sgd_groups(trained, batch_size, hyper)
+    optimizers: list[optim.Optimizer] = [optim.SGD(groups, momentum=momentum, nesterov=True)]
+    if hyper["filter_optimizer"] == "muon":
+        filters = [p for name, p in trained if is_filter(name, p)]
+        optimizers.append(
+            optim.Muon(
+                filters,
+                lr=hyper["muon_lr"],
+                momentum=hyper["muon_momentum"],
+                nesterov=True,
+                weight_decay=0.0,
+                ns_steps=hyper["muon_ns_steps"],
+            )
+        )
+    return optimizers
+
+
+def renormalise_filters(filters: list[Tensor]) -> None:
+    """Scale each filter bank to norm sqrt(out_channels) (airbench94_muon, before each Muon
+    step): under BatchNorm only the filters' direction matters, and Muon's steps have a fixed
+    size, so a fixed norm keeps the effective step size on schedule."""
+    for p in filters:
+        p.data *= math.sqrt(len(p.data)) / max(float(np.linalg.norm(p.data)), 1e-12)
 
 
 class TapegradTrainer:
@@ -194,23 +262,26 @@ class TapegradTrainer:
     prepared batches; the loop (data, augmentation, schedules) is shared with PyTorch's
     trainer in torch_recipe.py, which has the same methods."""
 
-    def __init__(self, model: Net, batch_size: int, hyper: dict[str, float]) -> None:
+    def __init__(self, model: Net, batch_size: int, hyper: dict[str, Any]) -> None:
         self.model = model
         self.loss_fn = nn.CrossEntropyLoss(
             label_smoothing=hyper["label_smoothing"], reduction="sum"
         )
-        self.optimizer = build_optimizer(model, batch_size, hyper)
-        self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self.optimizers = build_optimizers(model, batch_size, hyper)
+        self.groups = [group for opt in self.optimizers for group in opt.param_groups]
+        self.base_lrs = [group["lr"] for group in self.groups]
+        muon = self.optimizers[1:]
+        self.muon_filters = [p for opt in muon for p in opt.param_groups[0]["params"]]
         self.average = optim.ExponentialMovingAverage(model, hyper["lookahead_decay"])
 
     def set_lr_factor(self, factor: float) -> None:
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+        for group, base in zip(self.groups, self.base_lrs, strict=True):
             group["lr"] = base * factor
 
     @property
     def lr(self) -> float:
-        """The learning rate of the weights (not the BN biases) for the next step."""
-        return self.optimizer.param_groups[1]["lr"]
+        """SGD's learning rate of the weights (not the biases) for the next step."""
+        return self.optimizers[0].param_groups[-1]["lr"]
 
     def train_whitening_bias(self, trained: bool) -> None:
         self.model.whiten.bias.requires_grad = trained
@@ -219,9 +290,11 @@ class TapegradTrainer:
         """One SGD step on normalised images; returns the summed loss and the logits."""
         logits = self.model(as_tensor(inputs))
         loss = self.loss_fn(logits, labels)
-        self.optimizer.zero_grad()
+        self.model.zero_grad()
         loss.backward()
-        self.optimizer.step()
+        renormalise_filters(self.muon_filters)
+        for optimizer in self.optimizers:
+            optimizer.step()
         return loss.item(), logits.data
 
     def lookahead(self, decay: float) -> None:
@@ -237,7 +310,7 @@ class TapegradTrainer:
         return predict_logits(self.model, images, EVAL_BATCH, normalise)
 
     def weight_decay_loss(self) -> float:
-        return weight_decay_loss(self.optimizer)
+        return weight_decay_loss(self.optimizers[0])  # Muon's filters are not decayed
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return self.model.state_dict()
@@ -339,7 +412,14 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
     settings["widths"] = tuple(args.widths or settings["widths"])
     settings["tta"] = args.tta or settings["tta"]
     settings["overrides"] = parse_overrides(args.overrides)
-    settings["hyper"] = {**HYPER, **settings["overrides"]}
+    settings["hyper"] = {**HYPER, **settings.pop("recipe", {}), **settings["overrides"]}
+    if settings["hyper"]["filter_optimizer"] not in FILTER_OPTIMIZERS:
+        raise ValueError(
+            f"--set filter_optimizer={settings['hyper']['filter_optimizer']}: expected one of "
+            f"{', '.join(FILTER_OPTIMIZERS)}."
+        )
+    if args.framework == "torch" and settings["hyper"]["filter_optimizer"] != "sgd":
+        raise ValueError("--framework torch trains the filters with SGD only (no Muon).")
     return settings
 
 
@@ -423,7 +503,7 @@ def main(argv: list[str] | None = None) -> dict:
                 progress["fraction"] = min(timed() / max(budget - reserve, 1e-9), 1.0)
             done = progress["fraction"] >= 1.0
             trainer.set_lr_factor(schedule(progress["fraction"]))  # the next step's rate
-            if step % hyper["lookahead_every"] == 0:
+            if hyper["lookahead_every"] and step % hyper["lookahead_every"] == 0:
                 # Lookahead: the weights jump back to their average, which is averaged more
                 # strongly as training ends (airbench's schedule).
                 trainer.lookahead(hyper["lookahead_decay"] * progress["fraction"] ** 3)
@@ -458,7 +538,8 @@ def main(argv: list[str] | None = None) -> dict:
             )
     train_seconds = timed()
     history.seconds, history.images = train_seconds, images_seen
-    trainer.use_average()
+    if hyper["lookahead_every"]:
+        trainer.use_average()
     views = augment.tta_views(x_test, settings["tta"])
     logits = sum(weight * trainer.predict(view) for weight, view in views)
     predictions = logits.argmax(axis=1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from cifar_improve import EVAL_BATCH, normalise
+from cifar_improve import EVAL_BATCH, normalise, sgd_groups
 from torch import nn
 
 
@@ -77,24 +77,11 @@ class TorchTrainer:
         self.loss_fn = nn.CrossEntropyLoss(
             label_smoothing=hyper["label_smoothing"], reduction="sum"
         )
-        momentum = hyper["momentum"]
-        kilostep = 1024 * (1 + 1 / (1 - momentum))
-        lr, decay = hyper["lr"] / kilostep, hyper["weight_decay"] * batch_size / kilostep
+        if hyper["filter_optimizer"] != "sgd":
+            raise ValueError("TorchTrainer trains the filters with SGD only (no Muon).")
         trained = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
-        bias_lr = lr * hyper["bias_scaler"]
-        groups = [
-            {
-                "params": [p for name, p in trained if "norm" in name],
-                "lr": bias_lr,
-                "weight_decay": decay / bias_lr,
-            },
-            {
-                "params": [p for name, p in trained if "norm" not in name],
-                "lr": lr,
-                "weight_decay": decay / lr,
-            },
-        ]
-        self.optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
+        groups, momentum = sgd_groups(trained, batch_size, hyper)
+        self.optimizer = torch.optim.SGD(groups, momentum=momentum, nesterov=True)
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.average = {k: v.clone() for k, v in self.model.state_dict().items()}
 
@@ -118,7 +105,7 @@ class TorchTrainer:
 
     @property
     def lr(self) -> float:
-        return self.optimizer.param_groups[1]["lr"]
+        return self.optimizer.param_groups[-1]["lr"]
 
     def train_whitening_bias(self, trained: bool) -> None:
         self.model.whiten.bias.requires_grad = trained

@@ -85,27 +85,83 @@ def test_set_rejects_unknown_keys_and_bad_values(load_experiment, capsys, item, 
     assert message in capsys.readouterr().err
 
 
+def test_the_muon_preset_and_its_checks(load_experiment, capsys):
+    script = load_experiment("cifar_improve")
+    muon = _settings(script, "--preset", "airbench94_muon", "--set", "muon_lr=0.3")
+    assert muon["epochs"] == 8 and muon["batch_size"] == 2000 and "recipe" not in muon
+    assert muon["hyper"]["filter_optimizer"] == "muon" and muon["hyper"]["lookahead_every"] == 0
+    assert muon["hyper"]["muon_lr"] == 0.3 and muon["overrides"] == {"muon_lr": 0.3}
+    assert _settings(script, "--preset", "airbench94")["hyper"]["filter_optimizer"] == "sgd"
+    assert script.HYPER["filter_optimizer"] == "sgd"  # the preset did not change the defaults
+    for argv, message in (
+        (["--set", "filter_optimizer=adam"], "expected one of sgd, muon"),
+        (["--preset", "airbench94_muon", "--framework", "torch"], "SGD only"),
+    ):
+        with pytest.raises(SystemExit):
+            script.main(argv)
+        assert message in capsys.readouterr().err
+
+
 def test_epochs_and_budget_are_exclusive(load_experiment, capsys):
     with pytest.raises(SystemExit):
         load_experiment("cifar_improve").main(["--epochs", "2", "--budget-minutes", "3"])
     assert "not allowed with argument" in capsys.readouterr().err
 
 
-def test_weight_decay_is_airbenchs_per_step_decay_for_every_group(load_experiment):
+@pytest.mark.parametrize("preset", ["airbench94", "airbench94_muon"])
+def test_weight_decay_is_airbenchs_per_step_decay_for_every_group(load_experiment, preset):
     script = load_experiment("cifar_improve")
     tg.manual_seed(0)
     model = script.Net((8, 16, 16), 0.6, 1 / 9)
-    hyper = script.HYPER
-    optimizer = script.build_optimizer(model, 512, hyper)
+    hyper = _settings(script, "--preset", preset)["hyper"]
+    optimizers = script.build_optimizers(model, 512, hyper)
     kilostep = 1024 * (1 + 1 / (1 - hyper["momentum"]))
     decay_per_step = hyper["weight_decay"] * 512 / kilostep
-    biases, others = optimizer.param_groups
-    for group in optimizer.param_groups:
+    norm_biases, whitening_bias, others = optimizers[0].param_groups
+    for group in optimizers[0].param_groups:
         # PyTorch semantics: the step removes lr x weight_decay x p.
         assert group["lr"] * group["weight_decay"] == pytest.approx(decay_per_step)
-    assert biases["lr"] == pytest.approx(hyper["bias_scaler"] * others["lr"])
-    assert not any(p is model.whiten.weight for p in others["params"])
-    assert any(p is model.whiten.bias for p in others["params"])
+    assert norm_biases["lr"] == pytest.approx(hyper["bias_scaler"] * others["lr"])
+    assert whitening_bias["lr"] == pytest.approx(hyper["whiten_bias_scaler"] * others["lr"])
+    assert whitening_bias["params"] == [model.whiten.bias]
+    filters = [p for name, p in model.named_parameters() if name.endswith("conv1.weight")]
+    filters += [p for name, p in model.named_parameters() if name.endswith("conv2.weight")]
+    assert len(filters) == 6
+    if preset == "airbench94":
+        assert len(optimizers) == 1 and len(others["params"]) == 7  # the filters and the head
+    else:  # airbench94_muon: the filters are Muon's, undecayed; SGD keeps the head
+        assert others["params"] == [model.head.weight]
+        muon = optimizers[1].param_groups[0]
+        assert {id(p) for p in muon["params"]} == {id(p) for p in filters}
+        assert muon["weight_decay"] == 0 and muon["lr"] == hyper["muon_lr"] == 0.24
+        # airbench94_muon's absolute rates: head 0.67 at scale 1/256 on unit-std weights is
+        # 0.67 x (9/256)^2 at scale 1/9; biases 0.053; decay 2e-6 x batch per step.
+        assert others["lr"] == pytest.approx(0.67 * (9 / 256) ** 2, rel=2e-3)
+        assert norm_biases["lr"] == pytest.approx(0.053, rel=2e-3)
+        assert decay_per_step == pytest.approx(2e-6 * 512, rel=2e-3)
+
+
+def test_the_muon_trainer_renormalises_the_filters_then_steps_them(load_experiment):
+    script = load_experiment("cifar_improve")
+    tg.manual_seed(0)
+    model = script.Net((8, 16, 16), 0.6, 1 / 9)
+    hyper = {**script.HYPER, "filter_optimizer": "muon", "muon_lr": 0.0}
+    trainer = script.TapegradTrainer(model, 8, hyper)
+    assert len(trainer.muon_filters) == 6
+    images = np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32)
+    before = model.head.weight.data.copy()
+    trainer.step(images, np.arange(8) % 10)
+    for p in trainer.muon_filters:  # with a zero rate Muon leaves them at the renormalised size
+        assert np.linalg.norm(p.data) == pytest.approx(np.sqrt(len(p.data)), rel=1e-5)
+    assert np.abs(model.head.weight.data - before).max() > 0  # SGD stepped the head
+    trainer.set_lr_factor(0.5)
+    assert trainer.optimizers[1].param_groups[0]["lr"] == 0
+    hyper["muon_lr"] = 0.2
+    trainer = script.TapegradTrainer(model, 8, hyper)
+    filters = [p.data.copy() for p in trainer.muon_filters]
+    trainer.step(images, np.arange(8) % 10)
+    moved = [np.linalg.norm(p.data - f) for p, f in zip(trainer.muon_filters, filters, strict=True)]
+    assert min(moved) > 0.05
 
 
 def test_batchnorm_momentum_weights_the_running_statistics(load_experiment):
@@ -208,6 +264,19 @@ def test_first_layer_in_pixels_is_the_odd_part_of_its_response(load_experiment):
     windows = np.lib.stride_tricks.sliding_window_view(x[0], (4, 4), axis=(1, 2))
     expected = np.einsum("chwuv,ocuv->ohw", windows, filters)
     np.testing.assert_allclose(odd, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_muon_smoke_run_learns_and_keeps_its_last_weights(data_root, tmp_path, load_experiment):
+    """No lookahead in airbench94_muon: the final weights are the last step's, not an average
+    that was never updated (which would be the initial weights, at chance)."""
+    out = tmp_path / "run"
+    args = ["--preset", "airbench94_muon", *SMOKE, "--epochs", "2", "--test-images", "500"]
+    results = load_experiment("cifar_improve").main(
+        [*args, "--tta", "none", "--out", str(out), "--data-dir", str(data_root)]
+    )
+    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    assert settings["filter_optimizer"] == "muon" and settings["lookahead_every"] == 0
+    assert results["test_accuracy"] > 0.15  # chance is 0.10 (+-0.013 on 500 images)
 
 
 def test_summary_times_each_threshold_by_the_first_measurement_reaching_it(
