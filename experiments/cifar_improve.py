@@ -173,17 +173,15 @@ def widths_of(state: dict[str, np.ndarray]) -> tuple[int, int, int]:
     return tuple(int(state[f"groups.{i}.conv1.weight"].shape[0]) for i in range(3))
 
 
-def first_layer_in_pixels(model: Net) -> np.ndarray:
-    """The first learned convolution's filters as filters on the image (4x4, RGB): the linear
-    part of its response through the whitening layer, the whitening bias left out.
+def first_layer_in_pixels(whiten: np.ndarray, conv: np.ndarray) -> np.ndarray:
+    """The first learned convolution's filters `conv` as filters on the image (4x4, RGB): the
+    linear part of its response through the whitening filters `whiten`, their bias left out.
 
     The whitening filters come in pairs W and -W, and GELU(z) - GELU(-z) = z, so weights a and
     b on the pair act on the image as (a - b) / 2 times W, plus a part even in z (a function of
     |z|, no filter). Composing 3x3 with 2x2 correlations gives 4x4 filters:
     F[o, c, i + u, j + v] = sum_k C[o, k, i, j] W[k, c, u, v] / 2.
     """
-    whiten = model.whiten.weight.data
-    conv = model.groups[0].conv1.weight.data
     height, width = conv.shape[2] + whiten.shape[2] - 1, conv.shape[3] + whiten.shape[3] - 1
     filters = np.zeros((len(conv), whiten.shape[1], height, width), np.float32)
     for i in range(conv.shape[2]):
@@ -586,7 +584,9 @@ def main(argv: list[str] | None = None) -> dict:
         "over sqrt(eigenvalue + eps), and their negatives\n(each rescaled, RGB)"
     )
     plots.save_figure(filters, out / "filters.png")
-    learned = plots.plot_filters(first_layer_in_pixels(model))
+    learned = plots.plot_filters(
+        first_layer_in_pixels(model.whiten.weight.data, model.groups[0].conv1.weight.data)
+    )
     learned.suptitle(
         "First learned layer (groups.0.conv1) seen on the image: each filter composed with\n"
         "the whitening layer, the part linear in the pixels (4x4, RGB, each rescaled)"

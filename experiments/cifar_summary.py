@@ -89,7 +89,30 @@ def summary_table(runs: list[dict[str, Any]]) -> str:
             f"{100 * statistics.mean(r['accuracy'] for r in members):.2f} % | "
             f"{statistics.mean(r['minutes'] for r in members):.1f} |"
         )
+    lines += _framework_ratios(groups)
     return "\n".join(lines) + "\n"
+
+
+def _framework_ratios(groups: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
+    """For each preset run in both frameworks: tapegrad's mean minutes over PyTorch's, for the
+    whole run and to each threshold that every run of both reached (issue 16's ratio)."""
+    lines = []
+    for preset in sorted({preset for preset, _ in groups}):
+        ours, theirs = groups.get((preset, "tapegrad")), groups.get((preset, "torch"))
+        if not ours or not theirs:
+            continue
+        cells = []
+        for key in ("minutes", *(f"minutes_to_{threshold}" for threshold in THRESHOLDS)):
+            values = [[r[key] for r in runs] for runs in (ours, theirs)]
+            reached = all(v is not None for v in values[0] + values[1])
+            mean_ours, mean_theirs = (statistics.mean(v) for v in values) if reached else (0, 0)
+            cells.append(f"{mean_ours / mean_theirs:.2f}" if reached else "-")
+        lines.append(f"| {preset} | {' | '.join(cells)} |")
+    if not lines:
+        return []
+    header = "| preset | whole run | to 93 % | to 94 % |"
+    title = "tapegrad's minutes over PyTorch's (means over seeds; - where a run never reached it):"
+    return ["", title, "", header, "|---|---:|---:|---:|", *lines]
 
 
 def plot_accuracy_vs_minutes(runs: list[dict[str, Any]], path: Path) -> None:

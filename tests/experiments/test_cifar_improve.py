@@ -259,7 +259,9 @@ def test_first_layer_in_pixels_is_the_odd_part_of_its_response(load_experiment):
 
     x = rng.standard_normal((1, 3, 9, 9)).astype(np.float32)
     odd = (first_layer(x) - first_layer(-x))[0, :, 1:-1, 1:-1] / 2  # away from the padding
-    filters = script.first_layer_in_pixels(model)
+    filters = script.first_layer_in_pixels(
+        model.whiten.weight.data, model.groups[0].conv1.weight.data
+    )
     assert filters.shape == (5, 3, 4, 4)
     windows = np.lib.stride_tricks.sliding_window_view(x[0], (4, 4), axis=(1, 2))
     expected = np.einsum("chwuv,ocuv->ohw", windows, filters)
@@ -297,6 +299,31 @@ def test_summary_times_each_threshold_by_the_first_measurement_reaching_it(
     assert run["framework"] == "torch" and run["preset"] == "30"
     with pytest.raises(FileNotFoundError, match="no metrics.json"):
         load_experiment("cifar_summary").load_run(tmp_path / "missing")
+
+
+def test_summary_gives_tapegrads_minutes_over_pytorchs(load_experiment):
+    summary = load_experiment("cifar_summary")
+
+    def run(framework, minutes, to_93, to_94):
+        return {
+            "run": f"{framework}-{minutes}",
+            "preset": "airbench94",
+            "framework": framework,
+            "seed": 0,
+            "tta": "flip-translate",
+            "accuracy": 0.94,
+            "epochs": 9.9,
+            "minutes": minutes,
+            "minutes_to_0.93": to_93,
+            "minutes_to_0.94": to_94,
+        }
+
+    runs = [run("tapegrad", 50.0, 40.0, None), run("tapegrad", 60.0, 50.0, 58.0)]
+    runs.append(run("torch", 40.0, 30.0, 38.0))
+    table = summary.summary_table(runs)
+    # (50 + 60) / 2 / 40 and 45 / 30; one tapegrad run never reached 94 %
+    assert "| airbench94 | 1.38 | 1.50 | - |" in table
+    assert "minutes over PyTorch's" not in summary.summary_table(runs[:2])
 
 
 def test_budget_smoke_run_stays_within_its_budget(data_root, tmp_path, load_experiment):
