@@ -285,7 +285,8 @@ class TapegradTrainer:
         self.model.whiten.bias.requires_grad = trained
 
     def step(self, inputs: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-        """One SGD step on normalised images; returns the summed loss and the logits."""
+        """One step (SGD, and Muon for the filters if used) on normalised images; returns the
+        summed loss and the logits."""
         logits = self.model(as_tensor(inputs))
         loss = self.loss_fn(logits, labels)
         self.model.zero_grad()
