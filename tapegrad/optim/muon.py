@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from tapegrad.engine.tensor import Tensor
 from tapegrad.optim.optimizers import Optimizer, _check_non_negative
 
 #: The quintic Newton-Schulz coefficients of Keller Jordan's Muon (PyTorch's defaults).
@@ -92,14 +93,16 @@ class Muon(Optimizer):
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        for p in self.param_groups[-1]["params"]:
+        params = param_group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for p in params:
             if p.ndim < 2:
                 raise ValueError(
                     f"Muon steps matrices and filters (2 or more dimensions), got a parameter "
                     f"of shape {p.shape}; give biases and gains to another optimiser "
                     "(SGD, AdamW)."
                 )
+        super().add_param_group({**param_group, "params": params})
 
     def _update(self, group, state, p):
         momentum = group["momentum"]

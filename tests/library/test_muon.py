@@ -129,6 +129,7 @@ def test_bad_parameters_and_settings_are_refused_by_name():
     opt = optim.Muon([nn.Parameter(np.ones((2, 2)))])
     with pytest.raises(ValueError, match=r"shape \(\)"):
         opt.add_param_group({"params": [nn.Parameter(np.array(1.0))]})
+    assert len(opt.param_groups) == 1  # the refused group was not added
     with pytest.raises(ValueError, match="adjust_lr_fn"):
         optim.Muon([nn.Parameter(np.ones((2, 2)))], adjust_lr_fn="rms")
     with pytest.raises(ValueError, match="ns_steps"):
