@@ -103,10 +103,12 @@ def _framework_ratios(groups: dict[tuple[str, str], list[dict[str, Any]]]) -> li
             continue
         cells = []
         for key in ("minutes", *(f"minutes_to_{threshold}" for threshold in THRESHOLDS)):
-            values = [[r[key] for r in runs] for runs in (ours, theirs)]
-            reached = all(v is not None for v in values[0] + values[1])
-            mean_ours, mean_theirs = (statistics.mean(v) for v in values) if reached else (0, 0)
-            cells.append(f"{mean_ours / mean_theirs:.2f}" if reached else "-")
+            minutes_ours, minutes_theirs = ([r[key] for r in runs] for runs in (ours, theirs))
+            if None in minutes_ours + minutes_theirs:
+                cells.append("-")
+            else:
+                ratio = statistics.mean(minutes_ours) / statistics.mean(minutes_theirs)
+                cells.append(f"{ratio:.2f}")
         lines.append(f"| {preset} | {' | '.join(cells)} |")
     if not lines:
         return []
