@@ -16,15 +16,8 @@ SMOKE = ["--widths", "8,16,16", "--batch-size", "64", "--train-images", "1024", 
 
 def test_presets_are_chosen_by_budget(load_experiment):
     script = load_experiment("cifar_improve")
-    assert [script.pick_preset(m) for m in (2, 10, 29, 30, 100, 180, 500)] == [
-        10,
-        10,
-        10,
-        30,
-        30,
-        180,
-        180,
-    ]
+    budgets = (2, 10, 29, 30, 59, 60, 119, 120, 500)
+    assert [script.pick_preset(m) for m in budgets] == [10, 10, 10, 30, 30, 60, 60, 120, 120]
 
 
 def test_training_flops_of_the_airbench94_widths(load_experiment):
@@ -57,8 +50,12 @@ def test_settings_come_from_the_preset_then_the_command_line(load_experiment):
         script, "--preset", "30", "--epochs", "3", "--widths", "16,32,64", "--tta", "none"
     )
     assert mixed["epochs"] == 3 and mixed["budget_minutes"] is None
-    assert mixed["widths"] == (16, 32, 64) and mixed["batch_size"] == 256
+    assert mixed["widths"] == (16, 32, 64) and mixed["batch_size"] == 1024
     assert mixed["tta"] == "none"
+    thirty = _settings(script, "--preset", "30")
+    assert thirty["budget_minutes"] == 30 and thirty["epochs"] is None
+    assert thirty["widths"] == (64, 256, 256) and thirty["tta"] == "flip-translate"
+    assert thirty["hyper"] == script.HYPER  # airbench94's recipe, scheduled to the budget
     overridden = _settings(script, "--set", "lr=9.5", "translate=1")
     assert overridden["overrides"] == {"lr": 9.5, "translate": 1}
     overridden = overridden["hyper"]
