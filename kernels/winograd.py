@@ -100,17 +100,41 @@ def _combine(matrix, src, src_starts, dst, dst_starts, length):
     """dst[dst_starts[r]:][:length] = sum_k matrix[r, k] * src[src_starts[k]:][:length].
 
     Every transform is this small matrix applied to rows of `length` values (channels of one or
-    several tiles); src and dst are flat.
+    several tiles); src and dst are flat. The per-image transforms have 6 or 4 source rows
+    (B^T, A^T; A): each output row is then one pass that reads every source row once and writes
+    the row once, zero coefficients included, instead of a read-modify-write pass per nonzero
+    coefficient, which made the transforms bound by loads and stores.
     """
-    for r in range(matrix.shape[0]):
-        target = dst[dst_starts[r] : dst_starts[r] + length]
-        target[:] = 0
-        for k in range(matrix.shape[1]):
-            coef = matrix[r, k]
-            if coef != 0:
-                source = src[src_starts[k] : src_starts[k] + length]
-                for q in range(length):
-                    target[q] += coef * source[q]
+    n_sources = matrix.shape[1]
+    if n_sources == 6:
+        s0, s1, s2 = src[src_starts[0] :], src[src_starts[1] :], src[src_starts[2] :]
+        s3, s4, s5 = src[src_starts[3] :], src[src_starts[4] :], src[src_starts[5] :]
+        for r in range(matrix.shape[0]):
+            m0, m1, m2 = matrix[r, 0], matrix[r, 1], matrix[r, 2]
+            m3, m4, m5 = matrix[r, 3], matrix[r, 4], matrix[r, 5]
+            target = dst[dst_starts[r] : dst_starts[r] + length]
+            for q in range(length):
+                target[q] = (
+                    m0 * s0[q] + m1 * s1[q] + m2 * s2[q] + m3 * s3[q] + m4 * s4[q] + m5 * s5[q]
+                )
+    elif n_sources == 4:
+        s0, s1 = src[src_starts[0] :], src[src_starts[1] :]
+        s2, s3 = src[src_starts[2] :], src[src_starts[3] :]
+        for r in range(matrix.shape[0]):
+            m0, m1, m2, m3 = matrix[r, 0], matrix[r, 1], matrix[r, 2], matrix[r, 3]
+            target = dst[dst_starts[r] : dst_starts[r] + length]
+            for q in range(length):
+                target[q] = m0 * s0[q] + m1 * s1[q] + m2 * s2[q] + m3 * s3[q]
+    else:
+        for r in range(matrix.shape[0]):
+            target = dst[dst_starts[r] : dst_starts[r] + length]
+            target[:] = 0
+            for k in range(n_sources):
+                coef = matrix[r, k]
+                if coef != 0:
+                    source = src[src_starts[k] : src_starts[k] + length]
+                    for q in range(length):
+                        target[q] += coef * source[q]
 
 
 @njit(cache=True)
