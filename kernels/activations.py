@@ -80,26 +80,42 @@ def _relu_grad_at(g, v):
 # cache keys a function by its name and line, not by `parallel`.)
 @njit(cache=True, parallel=True)
 def _gelu_float32_parallel(x, out, slope):
+    with_slope = slope.size > 0  # loop-invariant: LLVM compiles the loop once for each case
     for i in prange(x.size):
-        out[i], slope[i] = _gelu_at_float32(x[i])
+        value, derivative = _gelu_at_float32(x[i])
+        out[i] = value
+        if with_slope:
+            slope[i] = derivative
 
 
 @njit(cache=True)
 def _gelu_float32_serial(x, out, slope):
+    with_slope = slope.size > 0  # loop-invariant: LLVM compiles the loop once for each case
     for i in range(x.size):
-        out[i], slope[i] = _gelu_at_float32(x[i])
+        value, derivative = _gelu_at_float32(x[i])
+        out[i] = value
+        if with_slope:
+            slope[i] = derivative
 
 
 @njit(cache=True, parallel=True)
 def _gelu_float64_parallel(x, out, slope):
+    with_slope = slope.size > 0  # loop-invariant: LLVM compiles the loop once for each case
     for i in prange(x.size):
-        out[i], slope[i] = _gelu_at_float64(x[i])
+        value, derivative = _gelu_at_float64(x[i])
+        out[i] = value
+        if with_slope:
+            slope[i] = derivative
 
 
 @njit(cache=True)
 def _gelu_float64_serial(x, out, slope):
+    with_slope = slope.size > 0  # loop-invariant: LLVM compiles the loop once for each case
     for i in range(x.size):
-        out[i], slope[i] = _gelu_at_float64(x[i])
+        value, derivative = _gelu_at_float64(x[i])
+        out[i] = value
+        if with_slope:
+            slope[i] = derivative
 
 
 @njit(cache=True, parallel=True)
@@ -142,14 +158,22 @@ _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 @njit(cache=True, parallel=True)
 def _gelu_exact_parallel(x, out, slope):
+    with_slope = slope.size > 0  # loop-invariant: LLVM compiles the loop once for each case
     for i in prange(x.size):
-        out[i], slope[i] = _gelu_exact_at(x[i])
+        value, derivative = _gelu_exact_at(x[i])
+        out[i] = value
+        if with_slope:
+            slope[i] = derivative
 
 
 @njit(cache=True)
 def _gelu_exact_serial(x, out, slope):
+    with_slope = slope.size > 0  # loop-invariant: LLVM compiles the loop once for each case
     for i in range(x.size):
-        out[i], slope[i] = _gelu_exact_at(x[i])
+        value, derivative = _gelu_exact_at(x[i])
+        out[i] = value
+        if with_slope:
+            slope[i] = derivative
 
 
 @njit(cache=True, parallel=True)
@@ -184,23 +208,31 @@ _KERNELS = {
 }
 
 
-def _elementwise(name: str, *arrays: np.ndarray, outputs: int = 1) -> list[np.ndarray]:
+def _elementwise(
+    name: str, *arrays: np.ndarray, outputs: int = 1, skipped: int = 0
+) -> list[np.ndarray | None]:
     """Run kernel `name` (*inputs, *outputs) on flat C-contiguous inputs of one shape, serial
-    below SERIAL_BELOW elements; the outputs are new arrays of the first input's dtype and shape.
+    below SERIAL_BELOW elements; the outputs are new arrays of the first input's dtype and shape,
+    except the last `skipped`, which the kernel is given empty and returned as None.
     """
     flat = [np.ascontiguousarray(a).reshape(-1) for a in arrays]
-    results = [np.empty_like(flat[0]) for _ in range(outputs)]
+    computed = outputs - skipped
+    results = [np.empty_like(flat[0]) if i < computed else flat[0][:0] for i in range(outputs)]
     serial, parallel = _KERNELS[name]
     (serial if flat[0].size < SERIAL_BELOW else parallel)(*flat, *results)
-    return [r.reshape(arrays[0].shape) for r in results]
+    return [r.reshape(arrays[0].shape) if i < computed else None for i, r in enumerate(results)]
 
 
 @exclusive
-def gelu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(y, dy/dx) for y = x/2 (1 + tanh(c (x + 0.044715 x^3))), c = sqrt(2/pi); any shape."""
+def gelu_forward(x: np.ndarray, with_slope: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """(y, dy/dx) for y = x/2 (1 + tanh(c (x + 0.044715 x^3))), c = sqrt(2/pi); any shape.
+
+    Without `with_slope` dy/dx is neither computed nor stored (None): a third less memory
+    traffic where no gradient will be asked for.
+    """
     if x.dtype not in _FLOATS:
         raise TypeError(f"gelu: x must be float32 or float64, got {x.dtype}")
-    out, slope = _elementwise(f"gelu_{x.dtype}", x, outputs=2)
+    out, slope = _elementwise(f"gelu_{x.dtype}", x, outputs=2, skipped=int(not with_slope))
     return out, slope
 
 
@@ -221,11 +253,14 @@ def relu_backward(g: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 @exclusive
-def gelu_exact_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(y, dy/dx) for y = x Phi(x), Phi the standard normal CDF (PyTorch's exact GELU)."""
+def gelu_exact_forward(
+    x: np.ndarray, with_slope: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(y, dy/dx) for y = x Phi(x), Phi the standard normal CDF (PyTorch's exact GELU); dy/dx
+    is None without `with_slope`."""
     if x.dtype not in _FLOATS:
         raise TypeError(f"gelu: x must be float32 or float64, got {x.dtype}")
-    out, slope = _elementwise("gelu_exact", x, outputs=2)
+    out, slope = _elementwise("gelu_exact", x, outputs=2, skipped=int(not with_slope))
     return out, slope
 
 

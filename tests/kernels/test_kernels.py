@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from tapegrad.kernels import direct, winograd
+from tapegrad.kernels import activations, direct, winograd
 
+import tapegrad as tg
 from tapegrad import kernels
 
 DTYPES = [np.float32, np.float64]
@@ -561,6 +562,33 @@ def test_gelu_float32_continued_fraction_matches_float64_libm_tanh():
     assert y32.dtype == slope32.dtype == np.float32
     np.testing.assert_allclose(y32, y64, rtol=2e-6, atol=2e-6)
     np.testing.assert_allclose(slope32, slope64, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("path", ["serial", "parallel"])
+@pytest.mark.parametrize("forward", [kernels.gelu_forward, kernels.gelu_exact_forward])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_without_slope_gives_the_same_values(dtype, forward, path, monkeypatch):
+    """Evaluation skips dy/dx (a third of the traffic) and must not change y by one bit."""
+    monkeypatch.setattr(activations, "SERIAL_BELOW", 10**9 if path == "serial" else 0)
+    x = np.random.default_rng(0).standard_normal((7, 300)).astype(dtype) * 4
+    x[0, :2] = [np.nan, -np.inf]
+    y, slope = forward(x)
+    y_alone, no_slope = forward(x, with_slope=False)
+    assert no_slope is None and slope.shape == y_alone.shape == x.shape
+    np.testing.assert_array_equal(y_alone, y)
+
+
+def test_gelu_under_no_grad_skips_only_the_slope():
+    x = tg.tensor(np.linspace(-5, 5, 41), dtype="float64", requires_grad=True)
+    for approximate in ("tanh", "none"):
+        with tg.no_grad():
+            evaluated = tg.gelu(x, approximate=approximate)
+        trained = tg.gelu(x, approximate=approximate)
+        np.testing.assert_array_equal(evaluated.numpy(), trained.numpy())
+        assert not evaluated.requires_grad and trained.requires_grad
+        x.grad = None
+        trained.sum().backward()
+        assert np.all(np.isfinite(x.grad)) and x.grad[-1] > 1
 
 
 def test_gelu_propagates_nan():

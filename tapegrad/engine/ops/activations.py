@@ -28,16 +28,17 @@ def relu(x):
 
 
 @primitive
-def gelu(x, *, approximate: str = "none"):
+def gelu(x, *, approximate: str = "none", needs_grad=(True,)):
     # approximate="none" (PyTorch's default), exact:  y = x Phi(x),  Phi the normal CDF,
     #   dy/dx = Phi(x) + x phi(x),  phi(x) = e^(-x^2/2) / sqrt(2 pi)
     # approximate="tanh":  y = x/2 (1 + tanh u),  u = c (x + 0.044715 x^3),  c = sqrt(2/pi)
     #   dy/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) c (1 + 3 * 0.044715 x^2)
-    # Either kernel computes y and dy/dx in one pass; the VJP is g dy/dx.
+    # Either kernel computes y and dy/dx in one pass (y alone when no gradient is needed, as
+    # in evaluation); the VJP is g dy/dx.
     if approximate == "tanh":
-        out, slope = kernels.gelu_forward(x)
+        out, slope = kernels.gelu_forward(x, needs_grad[0])
     elif approximate == "none":
-        out, slope = kernels.gelu_exact_forward(x)
+        out, slope = kernels.gelu_exact_forward(x, needs_grad[0])
     else:
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}.")
     return out, lambda g: (g * slope,)
