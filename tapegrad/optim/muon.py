@@ -92,17 +92,13 @@ class Muon(Optimizer):
         }
         super().__init__(params, defaults)
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        params = param_group["params"]
-        params = [params] if isinstance(params, Tensor) else list(params)
-        for p in params:
-            if p.ndim < 2:
-                raise ValueError(
-                    f"Muon steps matrices and filters (2 or more dimensions), got a parameter "
-                    f"of shape {p.shape}; give biases and gains to another optimiser "
-                    "(SGD, AdamW)."
-                )
-        super().add_param_group({**param_group, "params": params})
+    def _check_param(self, p: Tensor) -> None:
+        if p.ndim < 2:
+            raise ValueError(
+                f"Muon steps matrices and filters (2 or more dimensions), got a parameter "
+                f"of shape {p.shape}; give biases and gains to another optimiser "
+                "(SGD, AdamW)."
+            )
 
     def _update(self, group, state, p):
         momentum = group["momentum"]

@@ -49,12 +49,17 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: unknown group settings {sorted(unknown)}.")
         params = param_group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
+        for p in params:
+            self._check_param(p)
         seen = {id(p) for group in self.param_groups for p in group["params"]}
         if any(id(p) in seen for p in params) or len({id(p) for p in params}) != len(params):
             raise ValueError(
                 f"{type(self).__name__}: a parameter appears in more than one group (or twice)."
             )
         self.param_groups.append({**self.defaults, **param_group, "params": params})
+
+    def _check_param(self, p: Tensor) -> None:
+        """Refuse a parameter this optimiser cannot step (every one, here)."""
 
     def _parameters(self) -> Iterable[tuple[dict[str, Any], int, Tensor]]:
         index = 0
