@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from .threads import exclusive
 
@@ -66,6 +67,33 @@ def _gelu_at_float64(v):
 
 
 @njit(cache=True, inline="always")
+def _gelu_exact_at(v):
+    # y = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2;  dy/dx = Phi(x) + x phi(x),
+    # phi(x) = exp(-x^2 / 2) / sqrt(2 pi). One kernel serves both dtypes: libm's erf and exp
+    # in float64, the result rounded to the output's dtype.
+    v = float(v)
+    cdf = 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
+    return v * cdf, cdf + v * math.exp(-0.5 * v * v) * _INV_SQRT_2PI
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
+def _gelu_tanh_at(v):
+    """(y, dy/dx) of the tanh form at one value in v's precision; compiled code only, where the
+    overload below picks the float32 or the float64 arithmetic by v's type."""
+    raise NotImplementedError("_gelu_tanh_at runs inside numba kernels only")
+
+
+@overload(_gelu_tanh_at, inline="always")
+def _gelu_tanh_at_typed(v):
+    if v == types.float32:
+        return lambda v: _gelu_at_float32(v)
+    return lambda v: _gelu_at_float64(v)
+
+
+@njit(cache=True, inline="always")
 def _relu_at(v):
     return v if not v <= 0 else 0  # NaN fails both tests and passes through
 
@@ -79,40 +107,40 @@ def _relu_grad_at(g, v):
 # the other threads costs more than the loop. (Two functions, not one compiled twice: numba's
 # cache keys a function by its name and line, not by `parallel`.)
 @njit(cache=True, parallel=True)
-def _gelu_float32_parallel(x, out, slope):
+def _gelu_tanh_parallel(x, out, slope):
     with_slope = slope.size > 0  # loop-invariant: LLVM compiles the loop once for each case
     for i in prange(x.size):
-        value, derivative = _gelu_at_float32(x[i])
+        value, derivative = _gelu_tanh_at(x[i])
         out[i] = value
         if with_slope:
             slope[i] = derivative
 
 
 @njit(cache=True)
-def _gelu_float32_serial(x, out, slope):
+def _gelu_tanh_serial(x, out, slope):
     with_slope = slope.size > 0  # loop-invariant: LLVM compiles the loop once for each case
     for i in range(x.size):
-        value, derivative = _gelu_at_float32(x[i])
+        value, derivative = _gelu_tanh_at(x[i])
         out[i] = value
         if with_slope:
             slope[i] = derivative
 
 
 @njit(cache=True, parallel=True)
-def _gelu_float64_parallel(x, out, slope):
+def _gelu_exact_parallel(x, out, slope):
     with_slope = slope.size > 0  # loop-invariant: LLVM compiles the loop once for each case
     for i in prange(x.size):
-        value, derivative = _gelu_at_float64(x[i])
+        value, derivative = _gelu_exact_at(x[i])
         out[i] = value
         if with_slope:
             slope[i] = derivative
 
 
 @njit(cache=True)
-def _gelu_float64_serial(x, out, slope):
+def _gelu_exact_serial(x, out, slope):
     with_slope = slope.size > 0  # loop-invariant: LLVM compiles the loop once for each case
     for i in range(x.size):
-        value, derivative = _gelu_at_float64(x[i])
+        value, derivative = _gelu_exact_at(x[i])
         out[i] = value
         if with_slope:
             slope[i] = derivative
@@ -142,40 +170,6 @@ def _relu_backward_serial(g, x, out):
         out[i] = _relu_grad_at(g[i], x[i])
 
 
-@njit(cache=True, inline="always")
-def _gelu_exact_at(v):
-    # y = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2;  dy/dx = Phi(x) + x phi(x),
-    # phi(x) = exp(-x^2 / 2) / sqrt(2 pi). One kernel serves both dtypes: libm's erf and exp
-    # in float64, the result rounded to the output's dtype.
-    v = float(v)
-    cdf = 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
-    return v * cdf, cdf + v * math.exp(-0.5 * v * v) * _INV_SQRT_2PI
-
-
-_SQRT_HALF = math.sqrt(0.5)
-_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
-
-
-@njit(cache=True, parallel=True)
-def _gelu_exact_parallel(x, out, slope):
-    with_slope = slope.size > 0  # loop-invariant: LLVM compiles the loop once for each case
-    for i in prange(x.size):
-        value, derivative = _gelu_exact_at(x[i])
-        out[i] = value
-        if with_slope:
-            slope[i] = derivative
-
-
-@njit(cache=True)
-def _gelu_exact_serial(x, out, slope):
-    with_slope = slope.size > 0  # loop-invariant: LLVM compiles the loop once for each case
-    for i in range(x.size):
-        value, derivative = _gelu_exact_at(x[i])
-        out[i] = value
-        if with_slope:
-            slope[i] = derivative
-
-
 @njit(cache=True, parallel=True)
 def _erf_parallel(x, out):
     for i in prange(x.size):
@@ -199,11 +193,10 @@ _FLOATS = (np.float32, np.float64)
 SERIAL_BELOW = 1 << 18
 
 _KERNELS = {
-    "gelu_float32": (_gelu_float32_serial, _gelu_float32_parallel),
-    "gelu_float64": (_gelu_float64_serial, _gelu_float64_parallel),
+    "gelu_tanh": (_gelu_tanh_serial, _gelu_tanh_parallel),
+    "gelu_exact": (_gelu_exact_serial, _gelu_exact_parallel),
     "relu": (_relu_serial, _relu_parallel),
     "relu_backward": (_relu_backward_serial, _relu_backward_parallel),
-    "gelu_exact": (_gelu_exact_serial, _gelu_exact_parallel),
     "erf": (_erf_serial, _erf_parallel),
 }
 
@@ -232,7 +225,7 @@ def gelu_forward(x: np.ndarray, with_slope: bool = True) -> tuple[np.ndarray, np
     """
     if x.dtype not in _FLOATS:
         raise TypeError(f"gelu: x must be float32 or float64, got {x.dtype}")
-    out, slope = _elementwise(f"gelu_{x.dtype}", x, outputs=2, skipped=int(not with_slope))
+    out, slope = _elementwise("gelu_tanh", x, outputs=2, skipped=int(not with_slope))
     return out, slope
 
 

@@ -23,6 +23,7 @@ def test_serial_and_parallel_kernels_agree(dtype, monkeypatch):
             kernels.relu_forward(x),
             kernels.relu_backward(g, x),
             *kernels.gelu_forward(x),
+            *kernels.gelu_exact_forward(x),
         ]
     for serial, parallel in zip(results["serial"], results["parallel"], strict=True):
         np.testing.assert_array_equal(serial, parallel)
