@@ -56,6 +56,9 @@ def test_settings_come_from_the_preset_then_the_command_line(load_experiment):
     assert thirty["budget_minutes"] == 30 and thirty["epochs"] is None
     assert thirty["widths"] == (64, 256, 256) and thirty["tta"] == "flip-translate"
     assert thirty["hyper"] == script.HYPER  # airbench94's recipe, scheduled to the budget
+    wide = _settings(script, "--preset", "120", "--set", "momentum=0.9")
+    assert wide["widths"] == (128, 384, 384) and wide["budget_minutes"] == 120
+    assert wide["hyper"] == {**script.HYPER, "lr": 10.0, "momentum": 0.9}  # airbench95's rate
     overridden = _settings(script, "--set", "lr=9.5", "translate=1")
     assert overridden["overrides"] == {"lr": 9.5, "translate": 1}
     overridden = overridden["hyper"]
