@@ -22,6 +22,7 @@ from .activations import (  # noqa: E402
 )
 from .channels import channel_affine, channel_sums, channel_totals  # noqa: E402
 from .conv import conv2d_backward, conv2d_forward  # noqa: E402  (the pool starts before any kernel runs)
+from .epilogue import relu_and_pool, relu_and_pool_backward  # noqa: E402
 from .im2col import col2im, im2col  # noqa: E402
 from .pool import (  # noqa: E402
     maxpool2d_backward,
@@ -43,6 +44,8 @@ __all__ = [
     "maxpool2d_backward",
     "maxpool2d_forward",
     "maxpool2d_output_shape",
+    "relu_and_pool",
+    "relu_and_pool_backward",
     "relu_backward",
     "relu_forward",
 ]

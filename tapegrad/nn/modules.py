@@ -379,10 +379,10 @@ class Module:
 class Sequential(Module):
     """Layers applied one after the other, fusing where it can; indexable like a list.
 
-    forward runs a Conv2d followed by ReLU (and a 2x2, stride-2 MaxPool2d) as one fused conv2d
-    primitive (see `_fused_after`): same values, fewer passes. Fusion matches the exact classes,
-    so a subclass of Conv2d, ReLU or MaxPool2d (say, one with its own forward) is never fused
-    and runs as its own layer.
+    forward runs a Conv2d followed by a ReLU, a 2x2 stride-2 MaxPool2d, or both in either order,
+    as one fused conv2d primitive (see `_fused_after`): same values, fewer passes. Fusion matches
+    the exact classes, so a subclass of Conv2d, ReLU or MaxPool2d (say, one with its own forward)
+    is never fused and runs as its own layer.
     """
 
     def __init__(self, *layers: Module) -> None:
@@ -416,15 +416,22 @@ class Sequential(Module):
 def _fused_after(layers: list[Module], i: int) -> dict[str, bool]:
     """The layers after layers[i] that run inside it, as keyword arguments of its forward.
 
-    A Conv2d runs a ReLU that follows it (relu=True), and a 2x2, stride-2 MaxPool2d after
-    that (pool=True), as one conv2d primitive.
+    A Conv2d runs the ReLU (relu=True) and the 2x2, stride-2 MaxPool2d (pool=True) that follow
+    it, one of each in either order, as one conv2d primitive, which clips before it pools:
+    max pooling and ReLU commute, max(max_w y, 0) = max_w max(y, 0), and where a window's
+    maximum is not positive both orders pass it no gradient.
     """
-    following = [type(layer) for layer in layers[i : i + 3]]
-    if following[:2] != [Conv2d, ReLU]:
+    if type(layers[i]) is not Conv2d:
         return {}
-    if following[2:] == [MaxPool2d] and _is_2x2(layers[i + 2]):
-        return {"relu": True, "pool": True}
-    return {"relu": True}
+    fused: dict[str, bool] = {}
+    for layer in layers[i + 1 : i + 3]:
+        if type(layer) is ReLU and "relu" not in fused:
+            fused["relu"] = True
+        elif type(layer) is MaxPool2d and _is_2x2(layer) and "pool" not in fused:
+            fused["pool"] = True
+        else:
+            break
+    return fused
 
 
 def _is_2x2(pool: MaxPool2d) -> bool:

@@ -305,14 +305,42 @@ def test_batch_norm_of_sequences_updates_running_statistics_as_torch():
     np.testing.assert_allclose(var, torch_var.numpy(), rtol=1e-12)
 
 
-def test_conv2d_fast_path_is_kept_for_symmetric_same_padding():
-    """padding='same' with an odd kernel is symmetric: the numba kernels' path, fused ReLU."""
-    x, w = tg.randn(2, 3, 6, 6), tg.randn(4, 3, 3, 3)
-    out = tg.conv2d(x, w, padding="same", relu=True)
-    expected = F.relu(F.conv2d(torch.tensor(x.data), torch.tensor(w.data), padding="same"))
-    np.testing.assert_allclose(out.data, expected.numpy(), rtol=1e-4, atol=1e-5)
-    with pytest.raises(ValueError, match="fused only without groups"):
-        tg.conv2d(x, w[:, :1], groups=3, relu=True)
+@pytest.mark.parametrize(
+    "settings, relu, pool",
+    [
+        ({"padding": "same"}, True, False),  # odd kernel, symmetric: the numba kernels
+        ({"padding": "same"}, False, True),
+        ({"groups": 3, "padding": 1}, True, True),  # the NumPy path, then the separate kernels
+        ({"dilation": 2, "padding": 2}, False, True),
+        ({"padding": (0, 1, 1, 0)}, True, False),  # uneven padding (left, right, top, bottom)
+    ],
+)
+def test_conv2d_relu_and_pool_match_torch_on_every_path(settings, relu, pool):
+    """relu=True and pool=True give max_pool2d(relu(conv2d)) whichever path convolves."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((6, 3, 3, 3))
+    if settings.get("groups"):
+        w = w[:, :1]
+    got = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)
+    out = tg.conv2d(*got, relu=relu, pool=pool, **settings)
+    want = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    padding = settings.get("padding")
+    torch_settings = dict(settings)
+    if isinstance(padding, tuple):  # F.pad's order; torch's conv2d takes no per-side padding
+        del torch_settings["padding"]
+        expected = F.conv2d(F.pad(want[0], padding), want[1], **torch_settings)
+    else:
+        expected = F.conv2d(*want, **torch_settings)
+    if relu:
+        expected = F.relu(expected)
+    if pool:
+        expected = F.max_pool2d(expected, 2)
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(out.shape)
+    out.backward(g)
+    expected.backward(torch.tensor(g))
+    for mine, theirs in zip(got, want, strict=True):
+        np.testing.assert_allclose(mine.grad, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_cross_entropy_rejects_labels_out_of_range_in_the_general_path():

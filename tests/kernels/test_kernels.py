@@ -179,28 +179,28 @@ def test_conv2d_matches_reference(dtype, method, problem):
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("pool", [False, True])
+@pytest.mark.parametrize("relu, pool", [(True, False), (True, True), (False, True)])
 @pytest.mark.parametrize("dtype", DTYPES)
 @settings(max_examples=40)
 @given(problem=conv_problems())
-def test_conv2d_with_relu_and_pool_matches_reference(dtype, pool, problem):
+def test_conv2d_with_relu_and_pool_matches_reference(dtype, relu, pool, problem):
     """relu=True gives max(conv, 0), pool=True then pools that over 2x2 windows, exactly as
     the separate kernels do; the gradient goes back through both."""
     x_shape, w_shape, stride, padding, seed = problem
     x, w, b = random_arrays(dtype, seed, x_shape, w_shape, (w_shape[0],))
     conv, _ = kernels.conv2d_forward(x, w, b, stride, padding)  # checked against conv_reference
-    expected = np.maximum(conv, 0)
+    expected = np.maximum(conv, 0) if relu else conv
     if pool:
         assume(min(conv.shape[2:]) >= 2)
         expected, argmax = maxpool_reference(expected, 2, 2, 2, 2)
-    out, saved = kernels.conv2d_forward(x, w, b, stride, padding, relu=True, pool=pool)
+    out, saved = kernels.conv2d_forward(x, w, b, stride, padding, relu=relu, pool=pool)
     np.testing.assert_array_equal(out, expected)
     if pool:
         np.testing.assert_array_equal(saved.argmax, argmax)
 
     (grad,) = random_arrays(dtype, seed + 1, out.shape)
-    got = kernels.conv2d_backward(grad, saved, relu_out=out)
-    dense = grad * (out > 0)
+    got = kernels.conv2d_backward(grad, saved, relu_out=out if relu else None)
+    dense = grad * (out > 0) if relu else grad
     if pool:
         dense = maxpool_backward_reference(dense, argmax, conv.shape)
     want = conv_backward_reference(dense, x, w, stride, padding)

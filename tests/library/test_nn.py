@@ -95,14 +95,28 @@ def test_summary_lists_output_shapes_and_parameter_counts(capsys):
     assert "total" in capsys.readouterr().out
 
 
-def test_sequential_fuses_conv_relu_and_pool_into_one_recorded_op():
+@pytest.mark.parametrize(
+    "after_conv, padding",
+    [
+        ((nn.ReLU, nn.MaxPool2d), 1),
+        ((nn.MaxPool2d, nn.ReLU), 1),  # the same values: ReLU and max pooling commute
+        ((nn.MaxPool2d,), 1),
+        ((nn.ReLU,), 1),
+        ((nn.ReLU, nn.MaxPool2d), "same"),  # a 2x2 kernel: uneven padding, the NumPy path
+    ],
+)
+def test_sequential_fuses_conv_relu_and_pool_into_one_recorded_op(after_conv, padding):
+    following = [layer(2) if layer is nn.MaxPool2d else layer() for layer in after_conv]
     model = nn.Sequential(
-        nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(3, 4, 3), nn.ReLU()
+        nn.Conv2d(2, 3, 2 if padding == "same" else 3, padding=padding),
+        *following,
+        nn.Conv2d(3, 4, 3),
+        nn.ReLU(),
     )
     x = tg.tensor(np.random.default_rng(0).standard_normal((2, 2, 9, 8)).astype(np.float32))
     before = tape.tape_length()
     fused = model(x)
-    assert tape.tape_length() - before == 2  # conv + relu + pool, conv + relu
+    assert tape.tape_length() - before == 2  # the first conv and what follows it, conv + relu
     fused.sum().backward()
     fused_grads = [p.grad.copy() for p in model.parameters()]
 
@@ -114,6 +128,18 @@ def test_sequential_fuses_conv_relu_and_pool_into_one_recorded_op():
     layer_by_layer.sum().backward()
     for fused_grad, p in zip(fused_grads, model.parameters(), strict=True):
         np.testing.assert_allclose(fused_grad, p.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_sequential_leaves_other_pooling_and_repeated_layers_unfused():
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1), nn.MaxPool2d(3), nn.ReLU(), nn.Conv2d(2, 2, 1), nn.ReLU()
+    )
+    x = tg.tensor(np.random.default_rng(1).standard_normal((1, 1, 9, 9)).astype(np.float32))
+    before = tape.tape_length()
+    out = model(x)
+    assert out.shape == (1, 2, 3, 3)
+    assert tape.tape_length() - before == 4  # conv, 3x3 pool, relu, conv + relu
+    assert nn.modules._fused_after([nn.Conv2d(1, 1, 1), nn.ReLU(), nn.ReLU()], 0) == {"relu": True}
 
 
 # --- count_macs and summary's MACs (issue 12: one MAC counter) ------------------------------

@@ -130,25 +130,30 @@ def conv2d(
     # it is then P = Y max-pooled over 2x2 windows with stride 2, and G is g routed to each
     # window's (first) maximum, times [P > 0] with relu (P > 0 just where that Y > 0).
     # groups > 1, dilation > 1 and uneven padding run the same products per group on NumPy
-    # window views (_conv2d_windows); padding is PyTorch's (int, pair, "same", "valid") or a
-    # 4-tuple per side in F.pad's order (left, right, top, bottom).
+    # window views (_conv2d_windows), then the ReLU and pooling as separate kernels, whose
+    # adjoints turn g into G before the convolution's VJP; padding is PyTorch's (int, pair,
+    # "same", "valid") or a 4-tuple per side in F.pad's order (left, right, top, bottom).
     general, sides = groups != 1 or dilation not in (1, (1, 1)), None
     if isinstance(padding, str) or (isinstance(padding, tuple | list) and len(padding) == 4):
         sides = _sides(padding, weight, stride, dilation)
         general = general or sides[::2] != sides[1::2]  # top != bottom or left != right
         padding = sides[::2]
     if general:
-        if relu or pool:
-            raise ValueError(
-                "conv2d: relu=True and pool=True are fused only without groups, dilation or "
-                "uneven padding; apply relu and max_pool2d after the convolution instead."
-            )
         sides = sides or _sides(padding, weight, stride, dilation)
         stride, dilation = (
             win.pair(stride, "stride", "conv2d"),
             win.pair(dilation, "dilation", "conv2d"),
         )
-        return _conv2d_windows(x, weight, bias, stride, sides, dilation, groups, needs_grad)
+        y, conv_vjp = _conv2d_windows(x, weight, bias, stride, sides, dilation, groups, needs_grad)
+        if not (relu or pool):
+            return y, conv_vjp
+        clipped, argmax = kernels.relu_and_pool(y, relu, pool)
+
+        def clipped_vjp(g):
+            relu_out = clipped if relu else None
+            return conv_vjp(kernels.relu_and_pool_backward(g, relu_out, argmax, y.shape))
+
+        return clipped, clipped_vjp
     out, saved = kernels.conv2d_forward(x, weight, bias, stride, padding, relu=relu, pool=pool)
 
     def vjp(g):
