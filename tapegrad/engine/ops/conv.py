@@ -147,13 +147,13 @@ def conv2d(
         y, conv_vjp = _conv2d_windows(x, weight, bias, stride, sides, dilation, groups, needs_grad)
         if not (relu or pool):
             return y, conv_vjp
-        clipped, argmax = kernels.relu_and_pool(y, relu, pool)
+        out, argmax = kernels.relu_and_pool(y, relu, pool)
 
-        def clipped_vjp(g):
-            relu_out = clipped if relu else None
+        def windows_vjp(g):
+            relu_out = out if relu else None
             return conv_vjp(kernels.relu_and_pool_backward(g, relu_out, argmax, y.shape))
 
-        return clipped, clipped_vjp
+        return out, windows_vjp
     out, saved = kernels.conv2d_forward(x, weight, bias, stride, padding, relu=relu, pool=pool)
 
     def vjp(g):
