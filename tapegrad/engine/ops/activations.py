@@ -77,7 +77,7 @@ def silu(x):
     # y = x s(x), s the sigmoid:  dy/dx = s + x s (1 - s) = s (1 + x (1 - s))
     # One primitive keeps d = 1 + e^-x, and y = x / d, s = 1 / d are accurate for all x
     # (e^-x overflows to inf for x -> -inf, and y, s to 0, as they should).
-    d = np.negative(x)
+    d = np.negative(x, out=np.empty_like(x))  # an array even for 0-d x (ufuncs give scalars)
     with np.errstate(over="ignore"):
         np.exp(d, out=d)
     d += 1

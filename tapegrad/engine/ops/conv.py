@@ -3,6 +3,8 @@ padding), conv1d as a conv2d of height 1, and conv_transpose2d, conv2d's adjoint
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tapegrad import kernels
@@ -22,7 +24,8 @@ def _group_columns(padded, kernel, stride, dilation, out, groups):
     n, c = padded.shape[:2]
     view = win.windows(padded, kernel, stride, dilation, out)
     view = view.reshape(n, groups, c // groups, *out, *kernel)
-    return view.transpose(1, 2, 5, 6, 0, 3, 4).reshape(groups, -1, n * out[0] * out[1])
+    rows = c // groups * kernel[0] * kernel[1]
+    return view.transpose(1, 2, 5, 6, 0, 3, 4).reshape(groups, rows, n * out[0] * out[1])
 
 
 def _columns_to_image(cols, padded_shape, kernel, stride, dilation, out, groups):
@@ -34,12 +37,19 @@ def _columns_to_image(cols, padded_shape, kernel, stride, dilation, out, groups)
 
 def _to_groups(y, groups):
     """(N, C, H, W) -> (G, C / G, N H W), the layout of a grouped GEMM's result."""
-    return y.transpose(1, 0, 2, 3).reshape(groups, y.shape[1] // groups, -1)
+    n, c, height, width = y.shape
+    return y.transpose(1, 0, 2, 3).reshape(groups, c // groups, n * height * width)
 
 
 def _from_groups(m, n, height, width):
     """(G, C / G, N H W) -> (N, C, H, W), C-contiguous."""
-    return np.ascontiguousarray(m.reshape(-1, n, height, width).transpose(1, 0, 2, 3))
+    channels = m.shape[0] * m.shape[1]
+    return np.ascontiguousarray(m.reshape(channels, n, height, width).transpose(1, 0, 2, 3))
+
+
+def _weight_groups(weight, groups):
+    """A 4-D weight (A, B, kh, kw) as G matrices (A / G, B kh kw), one per group."""
+    return weight.reshape(groups, weight.shape[0] // groups, math.prod(weight.shape[1:]))
 
 
 def _check_groups(function, x_shape, w_shape, groups, in_axis, out_axis):
@@ -75,7 +85,7 @@ def _conv2d_windows(x, weight, bias, stride, sides, dilation, groups, needs_grad
         )
     padded = win.pad(x, sides)
     cols = _group_columns(padded, kernel, stride, dilation, out, groups)
-    w_groups = weight.reshape(groups, weight.shape[0] // groups, -1)
+    w_groups = _weight_groups(weight, groups)
     y = _from_groups(w_groups @ cols, n, *out)
     if bias is not None:
         y += bias[:, None, None]
@@ -129,11 +139,13 @@ def conv2d(
     # With relu the output is Y = max(Z, 0), fused into the kernels: G = g [Y > 0]. With pool
     # it is then P = Y max-pooled over 2x2 windows with stride 2, and G is g routed to each
     # window's (first) maximum, times [P > 0] with relu (P > 0 just where that Y > 0).
-    # groups > 1, dilation > 1 and uneven padding run the same products per group on NumPy
-    # window views (_conv2d_windows), then the ReLU and pooling as separate kernels, whose
-    # adjoints turn g into G before the convolution's VJP; padding is PyTorch's (int, pair,
-    # "same", "valid") or a 4-tuple per side in F.pad's order (left, right, top, bottom).
-    general, sides = groups != 1 or dilation not in (1, (1, 1)), None
+    # groups > 1, dilation > 1, uneven padding and empty tensors (which the kernels refuse)
+    # run the same products per group on NumPy window views (_conv2d_windows), then the ReLU
+    # and pooling as separate kernels, whose adjoints turn g into G before the convolution's
+    # VJP; padding is PyTorch's (int, pair, "same", "valid") or a 4-tuple per side in F.pad's
+    # order (left, right, top, bottom).
+    general = groups != 1 or dilation not in (1, (1, 1)) or x.size == 0 or weight.size == 0
+    sides = None
     if isinstance(padding, str) or (isinstance(padding, tuple | list) and len(padding) == 4):
         sides = _sides(padding, weight, stride, dilation)
         general = general or sides[::2] != sides[1::2]  # top != bottom or left != right
@@ -209,7 +221,7 @@ def conv_transpose2d(
         )
     sides = (ph, ph, pw, pw)
     padded_shape = (n, out_channels, out_h + 2 * ph, out_w + 2 * pw)
-    w_groups = weight.reshape(groups, weight.shape[0] // groups, -1)
+    w_groups = _weight_groups(weight, groups)
     x_groups = _to_groups(x, groups)
     cols = w_groups.transpose(0, 2, 1) @ x_groups
     image = _columns_to_image(cols, padded_shape, kernel, stride, dilation, (height, width), groups)

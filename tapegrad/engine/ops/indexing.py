@@ -103,13 +103,43 @@ def masked_fill(input: Any, mask: Any, value: Any) -> Tensor:
 gather = _gather
 
 
+def _is_integer(item: Any) -> bool:
+    """An int, or a 0-d integer array (PyTorch indexes with a 0-d integer tensor as an int)."""
+    if isinstance(item, np.ndarray):
+        return item.ndim == 0 and item.dtype.kind in "iu"
+    return isinstance(item, int | np.integer) and not isinstance(item, bool)
+
+
+def _is_advanced(item: Any) -> bool:
+    return isinstance(item, np.ndarray | list) and not _is_integer(item)
+
+
 def _getitem(self: Tensor, index: Any) -> Tensor:
-    """`t[index]`; Tensor indices (an integer tensor, a mask) index by their values."""
-    if isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    elif isinstance(index, Tensor):
-        index = index.data
-    return getitem(self, index=index)
+    """`t[index]`, as PyTorch: Tensor indices (an integer tensor, a mask) index by their
+    values, and integers select before any array index applies.
+
+    NumPy counts an integer among the array indices, so x[1, :, [2, 0]] of a (4, 5, 3) x is
+    (2, 5) there but (5, 2) in PyTorch, which selects x[1] first; with both kinds present the
+    index runs in these two steps (each a getitem).
+    """
+    items = index if isinstance(index, tuple) else (index,)
+    index = tuple(i.data if isinstance(i, Tensor) else i for i in items)
+    if not (any(map(_is_integer, index)) and any(map(_is_advanced, index))):
+        return getitem(self, index=index if len(index) != 1 else index[0])
+    full = slice(None)
+    first = []  # the integers, slices, None and Ellipsis, with arrays as full slices
+    for item in index:
+        if _is_advanced(item):
+            array = np.asarray(item)
+            first += [full] * (array.ndim if array.dtype == bool else 1)  # a mask spans its dims
+        else:
+            first.append(item)
+    second = [  # the arrays, over what the first step left
+        item if _is_advanced(item) or item is Ellipsis else full
+        for item in index
+        if not _is_integer(item)
+    ]
+    return getitem(getitem(self, index=tuple(first)), index=tuple(second))
 
 
 Tensor.__getitem__ = _getitem

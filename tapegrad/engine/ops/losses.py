@@ -29,8 +29,10 @@ __all__ = [
 def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
     # log softmax(x) = x - logsumexp(x), with the maximum subtracted first so that exp
     # never overflows (logits of 1e4 are fine) and the largest term is exactly exp(0) = 1.
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    # (initial=-inf and log 0 = -inf serve an empty axis, whose result is empty)
+    shifted = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+    with np.errstate(divide="ignore"):
+        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 
 @primitive
@@ -126,8 +128,13 @@ def _reduced(losses, reduction, count, dtype):
     the class axis) that the per-loss partials are multiplied by: g / count for 'mean'."""
     if reduction == "none":
         return losses.astype(dtype, copy=False), lambda g: np.expand_dims(g, 1)
-    scale = 1 / count if reduction == "mean" else 1
-    return np.asarray(losses.sum() * scale, dtype), lambda g: g * scale
+    if reduction == "sum":
+        return np.asarray(losses.sum(), dtype), lambda g: g
+    # With every target ignored (count 0) the mean is 0 / 0 = NaN, and its gradient 0, as in
+    # PyTorch: the partials of the sum are all 0, and 0 / 0 would make them NaN.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.asarray(losses.sum() / count, dtype)
+    return out, lambda g: g / count if count else g * 0
 
 
 def _log_softmax_backward(grad_log_probs, log_probs):

@@ -22,7 +22,8 @@ def batch_norm(
     #   dL/dx = (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) / sqrt(var + eps),
     #   dL/dweight = sum(g xhat),   dL/dbias = sum(g)   (sums over N, H, W).
     # In evaluation the running statistics are constants: dL/dx = dxhat / sqrt(var + eps).
-    # Training also updates the running statistics in place (var unbiased, as PyTorch does).
+    # Training also updates the running statistics in place (var unbiased, as PyTorch does),
+    # where they are given (None: not kept).
     # Each way is one pass of per-channel sums and one of per-channel affine maps
     # (kernels.channels), with the sums in float64. (N, C) and (N, C, L) input is viewed as
     # (N, C, L, 1): the same statistics over N (and L), as PyTorch's BatchNorm1d.
@@ -54,10 +55,17 @@ def batch_norm(
         mean = sums / count
         var = (products - shift * (sums - count * shift)) / count - (mean - shift) ** 2
         var = np.maximum(var, 0.0)
-        running_mean *= 1 - momentum
-        running_mean += momentum * mean
-        running_var *= 1 - momentum
-        running_var += momentum * var * (count / (count - 1) if count > 1 else 1.0)
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+        if running_var is not None:
+            running_var *= 1 - momentum
+            running_var += momentum * var * (count / (count - 1) if count > 1 else 1.0)
+    elif running_mean is None or running_var is None:
+        raise ValueError(
+            "batch_norm: evaluation (training=False) normalises with running_mean and "
+            "running_var, got None; pass both, or training=True for the batch's statistics."
+        )
     else:
         mean, var = running_mean.astype(np.float64), running_var.astype(np.float64)
     inverse_std = 1.0 / np.sqrt(var + eps)

@@ -64,7 +64,8 @@ def max_pool2d(x, *, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=
         "max_pool2d", x.shape, kernel_size, stride, padding, dilation, ceil_mode
     )
     padded = win.pad(x, sides, -np.inf)
-    view = win.windows(padded, kernel, stride, dilation, out_hw).reshape(*x.shape[:2], *out_hw, -1)
+    view = win.windows(padded, kernel, stride, dilation, out_hw)
+    view = view.reshape(*x.shape[:2], *out_hw, kernel[0] * kernel[1])
     where = np.argmax(view, axis=-1)[..., None]  # the first maximum; NaN wins, as in the kernel
     out = np.take_along_axis(view, where, axis=-1)[..., 0]
 
@@ -172,7 +173,7 @@ def adaptive_max_pool2d(x, *, output_size):
     where = np.empty((n, c, out_h, out_w), np.int64)  # flat index into the (H, W) plane
     for i, (top, bottom) in enumerate(_adaptive_bins(x.shape[2], out_h)):
         for j, (left, right) in enumerate(_adaptive_bins(width, out_w)):
-            block = x[:, :, top:bottom, left:right].reshape(n, c, -1)
+            block = x[:, :, top:bottom, left:right].reshape(n, c, (bottom - top) * (right - left))
             best = np.argmax(block, axis=-1)
             out[:, :, i, j] = np.take_along_axis(block, best[..., None], axis=-1)[..., 0]
             where[:, :, i, j] = (

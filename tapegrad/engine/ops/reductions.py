@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -106,23 +107,29 @@ def mean(x, *, axis=None, keepdims=False):
     count = _count(x, axis)
 
     def vjp(g):
-        return (np.broadcast_to(_restore_axes(g, x.ndim, axis, keepdims) / count, x.shape),)
+        with np.errstate(divide="ignore", invalid="ignore"):  # n = 0: the gradient is empty
+            return (np.broadcast_to(_restore_axes(g, x.ndim, axis, keepdims) / count, x.shape),)
 
     return np.mean(x, axis=axis, keepdims=keepdims), vjp
 
 
 @primitive
 def var(x, *, axis=None, keepdims=False, correction=1):
-    # z = sum_i (x_i - m)^2 / (n - c),  m the mean, c the correction (1: Bessel's, unbiased):
-    #   dL/dx_i = g 2 (x_i - m) / (n - c)   (the terms through m sum to zero)
+    # z = sum_i (x_i - m)^2 / d,  m the mean, d = max(n - c, 0) with c the correction (1:
+    # Bessel's, unbiased), as PyTorch:  dL/dx_i = g 2 (x_i - m) / d  (the terms through m sum
+    # to zero). With d = 0 (n <= c, an empty input too) z is inf, or NaN where the squares sum
+    # to 0, and so is the gradient, as in PyTorch.
     # Two passes (the mean, then the squares), which keeps it accurate for large means.
-    centred = x - np.mean(x, axis=axis, keepdims=True)
-    dof = _count(x, axis) - correction
-    with np.errstate(divide="ignore", invalid="ignore"):  # n <= c gives inf or NaN, as PyTorch
-        out = np.sum(centred * centred, axis=axis, keepdims=keepdims) / dof
+    count = _count(x, axis)
+    centred = x - np.mean(x, axis=axis, keepdims=True) if count else x  # (n = 0: x is empty)
+    divisor = builtins.max(count - correction, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.sum(centred * centred, axis=axis, keepdims=keepdims) / divisor
 
     def vjp(g):
-        return (_restore_axes(g, x.ndim, axis, keepdims) * (2 / dof) * centred,)
+        scale = 2 / divisor if divisor else math.inf
+        with np.errstate(invalid="ignore"):  # inf x 0
+            return (_restore_axes(g, x.ndim, axis, keepdims) * scale * centred,)
 
     return out.astype(np.result_type(x, np.float32), copy=False), vjp
 
@@ -162,9 +169,9 @@ _std.__name__ = _std.__qualname__ = "std"
 @primitive
 def logsumexp(x, *, axis=None, keepdims=False):
     # z = log sum_i e^(x_i), computed as m + log sum_i e^(x_i - m) with m = max_i x_i so that
-    # nothing overflows (m is taken as 0 where it is infinite):
+    # nothing overflows (m is taken as 0 where it is infinite; the sum of nothing is -inf):
     #   dL/dx_i = g e^(x_i - z)   (the softmax)
-    shift = np.max(x, axis=axis, keepdims=True)
+    shift = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
     shift = np.where(np.isfinite(shift), shift, 0)
     with np.errstate(divide="ignore"):  # log 0 = -inf where every x_i is -inf
         out = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
@@ -183,6 +190,8 @@ def prod(x, *, axis=None, keepdims=False):
     out = np.prod(x, axis=axis, keepdims=keepdims)
 
     def vjp(g):
+        if x.size == 0:  # nothing to multiply (and the rows below need a length)
+            return (np.zeros_like(x),)
         reduced = _reduced_axes(x.ndim, axis)
         kept = tuple(a for a in range(x.ndim) if a not in reduced)
         rows = np.transpose(x, kept + reduced).reshape(*(x.shape[a] for a in kept), -1)

@@ -78,7 +78,8 @@ def sigmoid(x):
     # z = 1 / (1 + e^-x):  dL/dx = g z (1 - z)
     # This form is accurate everywhere: for x -> -inf, e^-x overflows to inf and z to 0 (the
     # overflow is silenced); 1/2 (1 + tanh(x/2)) would lose all relative accuracy there.
-    out = np.negative(_floating(x))
+    x = _floating(x)
+    out = np.negative(x, out=np.empty_like(x))  # an array even for 0-d x (ufuncs give scalars)
     with np.errstate(over="ignore"):
         np.exp(out, out=out)
     out += 1
@@ -96,7 +97,8 @@ def sqrt(x):
 @primitive
 def rsqrt(x):
     # z = x^(-1/2):  dL/dx = -g z^3 / 2
-    out = np.sqrt(_floating(x))
+    x = _floating(x)
+    out = np.sqrt(x, out=np.empty_like(x))  # an array even for 0-d x (ufuncs give scalars)
     np.reciprocal(out, out=out)
     return out, lambda g: (-0.5 * g * out * out * out,)
 
