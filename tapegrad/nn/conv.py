@@ -5,14 +5,9 @@ from __future__ import annotations
 from tapegrad.engine import ops
 from tapegrad.engine.tensor import Tensor
 from tapegrad.nn._init import fan_in_uniform
-from tapegrad.nn.modules import Module, Parameter
+from tapegrad.nn.modules import Module, Parameter, _check_padding_mode
 
 __all__ = ["Conv1d", "ConvTranspose2d"]
-
-
-def _check_padding_mode(layer: str, padding_mode: str) -> None:
-    if padding_mode != "zeros":
-        raise ValueError(f"{layer}: only padding_mode='zeros' is supported, got {padding_mode!r}.")
 
 
 class Conv1d(Module):

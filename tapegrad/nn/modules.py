@@ -435,8 +435,15 @@ def _fused_after(layers: list[Module], i: int) -> dict[str, bool]:
 
 
 def _is_2x2(pool: MaxPool2d) -> bool:
-    """Whether the pooling has 2x2 windows and stride 2, the one pool=True fuses."""
-    return pool.kernel_size in (2, (2, 2)) and pool.stride in (2, (2, 2))
+    """Whether the pooling has 2x2 windows and stride 2 (no padding, dilation or ceil_mode),
+    the one pool=True fuses."""
+    return (
+        pool.kernel_size in (2, (2, 2))
+        and pool.stride in (2, (2, 2))
+        and pool.padding in (0, (0, 0))
+        and pool.dilation in (1, (1, 1))
+        and not pool.ceil_mode
+    )
 
 
 def _as_input(x: Any) -> Tensor:
@@ -506,23 +513,41 @@ class Linear(Module):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}{scale}"
 
 
+def _check_padding_mode(layer: str, padding_mode: str) -> None:
+    if padding_mode != "zeros":
+        raise ValueError(f"{layer}: only padding_mode='zeros' is supported, got {padding_mode!r}.")
+
+
 class Conv2d(Module):
-    """2-D convolution over NCHW input; weight (out, in, kh, kw)."""
+    """2-D convolution over NCHW input; weight (out, in / groups, kh, kw). PyTorch's
+    arguments in PyTorch's order; `init` ("pytorch", "he" or a function of the shape) is
+    tapegrad's own and keyword-only."""
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
         kernel_size: int | tuple[int, int],
-        stride: int = 1,
+        stride: int | tuple[int, int] = 1,
         padding: int | str | tuple[int, ...] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
         bias: bool = True,
+        padding_mode: str = "zeros",
+        *,
         init: Initialisation = "pytorch",
     ) -> None:
+        _check_padding_mode("Conv2d", padding_mode)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"Conv2d: groups={groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}."
+            )
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
-        shape = (out_channels, in_channels, kh, kw)
+        self.dilation, self.groups = dilation, groups
+        shape = (out_channels, in_channels // groups, kh, kw)
         self.weight, self.bias = _initial_parameters(shape, bias, init)
 
     def forward(self, x: Tensor, relu: bool = False, pool: bool = False) -> Tensor:
@@ -536,35 +561,68 @@ class Conv2d(Module):
             self.bias,
             stride=self.stride,
             padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
             relu=relu,
             pool=pool,
         )
 
     def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}"
-        )
+        extra = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+        extra += f"stride={self.stride}, padding={self.padding}"
+        if self.dilation not in (1, (1, 1)):
+            extra += f", dilation={self.dilation}"
+        if self.groups != 1:
+            extra += f", groups={self.groups}"
+        return extra + f", bias={self.bias is not None}"
 
 
 class MaxPool2d(Module):
-    """Max pooling over windows of `kernel_size`, moved by `stride` (default: the kernel)."""
+    """Max pooling over windows of `kernel_size`, moved by `stride` (default: the kernel),
+    with PyTorch's padding (read as -inf), dilation and ceil_mode."""
 
-    def __init__(self, kernel_size: int, stride: int | None = None) -> None:
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ) -> None:
+        if return_indices:
+            raise ValueError("MaxPool2d: return_indices=True is not supported.")
         stride = kernel_size if stride is None else stride
         for name, value in (("kernel_size", kernel_size), ("stride", stride)):
             if min(value if isinstance(value, tuple | list) else (value,)) < 1:
                 raise ValueError(f"MaxPool2d: {name} must be positive, got {value!r}.")
         self.kernel_size, self.stride = kernel_size, stride
+        self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
 
     def forward(self, x: Tensor) -> Tensor:
-        return ops.max_pool2d(x, kernel_size=self.kernel_size, stride=self.stride)
+        return ops.max_pool2d(
+            x,
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            ceil_mode=self.ceil_mode,
+        )
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+        extra = f"kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding not in (0, (0, 0)) or self.dilation not in (1, (1, 1)):
+            extra += f", padding={self.padding}, dilation={self.dilation}"
+        return extra + (", ceil_mode=True" if self.ceil_mode else "")
 
 
 class ReLU(Module):
+    """max(x, 0). `inplace` is accepted for PyTorch's signature: the layer returns a new
+    tensor either way, which a model built of layers cannot tell apart."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        pass
+
     def forward(self, x: Tensor) -> Tensor:
         return ops.relu(x)
 
@@ -581,7 +639,9 @@ class BatchNorm2d(Module):
 
     Training normalises with the batch's statistics and updates the running ones
     (r <- (1 - momentum) r + momentum batch); evaluation uses the running ones.
-    `affine=False` drops weight and bias; `freeze_weight=True` keeps the weight at 1.
+    `affine=False` drops weight and bias; `track_running_stats=False` keeps no running
+    statistics and normalises with the batch's in evaluation too (as PyTorch);
+    `freeze_weight=True` keeps the weight at 1.
     """
 
     _buffers = ("running_mean", "running_var")
@@ -594,16 +654,26 @@ class BatchNorm2d(Module):
         eps: float = 1e-5,
         momentum: float = 0.1,
         affine: bool = True,
+        track_running_stats: bool = True,
+        *,
         freeze_weight: bool = False,
     ) -> None:
+        if momentum is None:
+            raise TypeError(
+                f"{type(self).__name__}: momentum must be a number; PyTorch's momentum=None (a "
+                "cumulative average of the batches' statistics) is not supported."
+            )
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.track_running_stats = track_running_stats
         self.weight = self.bias = None
         if affine:
             ones = np.ones(num_features, np.float32)
             self.weight = Parameter(ones, requires_grad=not freeze_weight)
             self.bias = Parameter(np.zeros(num_features, np.float32))
-        self.running_mean = np.zeros(num_features, np.float32)
-        self.running_var = np.ones(num_features, np.float32)
+        self.running_mean = self.running_var = None
+        if track_running_stats:
+            self.running_mean = np.zeros(num_features, np.float32)
+            self.running_var = np.ones(num_features, np.float32)
 
     def forward(self, x: Tensor) -> Tensor:
         x = _as_input(x)
@@ -616,13 +686,14 @@ class BatchNorm2d(Module):
             self.bias,
             running_mean=self.running_mean,
             running_var=self.running_var,
-            training=self.training,
+            training=self.training or not self.track_running_stats,
             momentum=self.momentum,
             eps=self.eps,
         )
 
     def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}"
+        extra = "" if self.track_running_stats else ", track_running_stats=False"
+        return f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}{extra}"
 
 
 class GELU(Module):
@@ -644,7 +715,7 @@ class GELU(Module):
 class Dropout(Module):
     """Zero each element with probability p in training (and scale the rest by 1/(1-p))."""
 
-    def __init__(self, p: float = 0.5) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:  # inplace: see ReLU
         if not 0 <= p <= 1:
             raise ValueError(f"Dropout: p must lie in [0, 1], got {p}.")
         self.p = p

@@ -126,6 +126,44 @@ LAYERS = {
         lambda: torch.nn.Conv1d(3, 2, 4, padding="same", dilation=2, bias=False),
         [normal(2, 3, 9)],
     ),
+    "Conv2d-positional": (  # PyTorch's order: stride, padding, dilation, groups, bias
+        lambda: nn.Conv2d(4, 6, 3, 1, 2, 2, 2, False),
+        lambda: torch.nn.Conv2d(4, 6, 3, 1, 2, 2, 2, False),
+        [normal(2, 4, 7, 6)],
+    ),
+    "Conv2d-relu-pool-dilated": (  # Sequential fuses the ReLU and pooling into it
+        lambda: nn.Sequential(
+            nn.Conv2d(3, 4, 3, dilation=2), nn.ReLU(inplace=True), nn.MaxPool2d(2)
+        ),
+        lambda: torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3, dilation=2), torch.nn.ReLU(inplace=True), torch.nn.MaxPool2d(2)
+        ),
+        [normal(2, 3, 11, 10)],
+    ),
+    "MaxPool2d-padded-dilated": (
+        lambda: nn.MaxPool2d(3, 2, padding=1, dilation=2),
+        lambda: torch.nn.MaxPool2d(3, 2, padding=1, dilation=2),
+        [normal(2, 3, 9, 8)],
+    ),
+    "Conv2d-MaxPool2d-ceil": (  # not the fused 2x2 pooling: ceil_mode keeps the last row
+        lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2, ceil_mode=True), nn.ReLU()),
+        lambda: torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3), torch.nn.MaxPool2d(2, ceil_mode=True), torch.nn.ReLU()
+        ),
+        [normal(2, 3, 8, 7)],
+    ),
+    "Conv2d-MaxPool2d-padded": (
+        lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2, padding=1)),
+        lambda: torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2, padding=1)
+        ),
+        [normal(2, 3, 8, 7)],
+    ),
+    "BatchNorm2d-no-running-stats": (
+        lambda: nn.BatchNorm2d(3, track_running_stats=False).eval(),
+        lambda: torch.nn.BatchNorm2d(3, track_running_stats=False).eval(),
+        [normal(4, 3, 2, 2)],
+    ),
     "ConvTranspose2d": (
         lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2),
         lambda: torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2),
@@ -164,6 +202,17 @@ def test_batch_norm_1d_running_statistics_and_eval_match_torch():
     np.testing.assert_allclose(ours.running_var, theirs.running_var.numpy(), rtol=1e-5)
     ours.eval(), theirs.eval()
     compare(ours, theirs, [normal(2, 3, 4)])
+
+
+def test_layers_refuse_what_they_do_not_support():
+    with pytest.raises(ValueError, match="only padding_mode='zeros' is supported"):
+        nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect")
+    with pytest.raises(ValueError, match="groups=2 must divide in_channels=3"):
+        nn.Conv2d(3, 4, 3, groups=2)
+    with pytest.raises(ValueError, match="return_indices=True is not supported"):
+        nn.MaxPool2d(2, return_indices=True)
+    with pytest.raises(TypeError, match="momentum=None"):
+        nn.BatchNorm2d(3, momentum=None)
 
 
 def test_multihead_attention_masks_and_weights_match_torch():
