@@ -23,7 +23,7 @@ from tapegrad.kernels.threads import get_num_threads, set_num_threads
 __version__ = "0.1.0"
 
 #: Callable as tg.max(...), but kept out of `from tapegrad import *`: they would shadow builtins.
-_SHADOWS_BUILTIN = ("abs", "all", "any", "max", "min", "pow", "sum")
+_SHADOWS_BUILTIN = ("abs", "all", "any", "max", "min", "pow", "round", "sum")
 #: The modules a user reaches as tg.autograd, tg.data, ...; other submodules stay out of *.
 _PUBLIC_MODULES = ("autograd", "data", "nn", "optim")
 

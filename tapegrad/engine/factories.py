@@ -1,5 +1,6 @@
 """Tensor factories with PyTorch's signatures: zeros, ones, full, empty, arange, linspace, eye,
-rand, randn, randint, zeros_like, ones_like, full_like, from_numpy.
+rand, randn, randint, zeros_like, ones_like, full_like, empty_like, rand_like, randn_like,
+from_numpy, and the Tensor methods new_zeros, new_ones, new_full, new_empty, new_tensor.
 
 Sizes are given as `zeros(2, 3)` or `zeros((2, 3))`; float results are float32 unless a
 `dtype` is given; `requires_grad=True` makes a leaf. Random ones draw from tapegrad's
@@ -18,6 +19,7 @@ from tapegrad.engine.tensor import Tensor
 __all__ = [
     "arange",
     "empty",
+    "empty_like",
     "eye",
     "float32",
     "float64",
@@ -30,8 +32,10 @@ __all__ = [
     "ones",
     "ones_like",
     "rand",
+    "rand_like",
     "randint",
     "randn",
+    "randn_like",
     "zeros",
     "zeros_like",
 ]
@@ -99,6 +103,10 @@ def full_like(
     return _leaf(np.full(np.shape(input), fill_value, dtype or _dtype(input)), requires_grad)
 
 
+def empty_like(input: Any, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _leaf(np.empty(np.shape(input), dtype or _dtype(input)), requires_grad)
+
+
 def _dtype(input: Any) -> np.dtype:
     return input.dtype if hasattr(input, "dtype") else np.asarray(input).dtype
 
@@ -158,6 +166,16 @@ def randn(
     return _leaf(rng.standard_normal(_sizes("randn", sizes, size)).astype(dtype), requires_grad)
 
 
+def rand_like(input: Any, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) of `input`'s shape and (floating) dtype."""
+    return rand(np.shape(input), dtype=dtype or _dtype(input), requires_grad=requires_grad)
+
+
+def randn_like(input: Any, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples of `input`'s shape and (floating) dtype."""
+    return randn(np.shape(input), dtype=dtype or _dtype(input), requires_grad=requires_grad)
+
+
 def randint(
     *args: Any,
     size: Any = None,
@@ -181,3 +199,22 @@ def from_numpy(array: np.ndarray) -> Tensor:
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected a NumPy array, got {type(array).__name__}.")
     return Tensor._wrap(array)
+
+
+# Tensor.new_*: a new tensor of the given size with this tensor's dtype unless told otherwise.
+def _new(factory):
+    def method(self: Tensor, *args: Any, dtype: Any = None, requires_grad: bool = False):
+        return factory(*args, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    method.__name__ = method.__qualname__ = f"new_{factory.__name__}"
+    method.__doc__ = f"A new tensor as tg.{factory.__name__}(...), of this tensor's dtype."
+    return method
+
+
+Tensor.new_zeros = _new(zeros)
+Tensor.new_ones = _new(ones)
+Tensor.new_empty = _new(empty)
+Tensor.new_full = _new(full)
+Tensor.new_tensor = lambda self, data, dtype=None, requires_grad=False: Tensor(
+    data, requires_grad=requires_grad, dtype=dtype or self.dtype
+)

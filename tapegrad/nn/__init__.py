@@ -4,9 +4,11 @@ from tapegrad.nn import functional, init
 from tapegrad.nn import utils as utils
 from tapegrad.nn.activation import (
     ELU,
+    Hardtanh,
     Identity,
     LeakyReLU,
     LogSoftmax,
+    ReLU6,
     Sigmoid,
     SiLU,
     Softmax,
@@ -44,6 +46,7 @@ from tapegrad.nn.modules import (
     ReLU,
     Sequential,
     StateDictError,
+    Unflatten,
     count_macs,
     dirac_,
     he_normal,
@@ -114,3 +117,5 @@ __all__ += [
     "Softplus",
     "Tanh",
 ]
+# the PyTorch layers people reach for next
+__all__ += ["Hardtanh", "ReLU6", "Unflatten"]

@@ -8,9 +8,11 @@ from tapegrad.nn.modules import Module
 
 __all__ = [
     "ELU",
+    "Hardtanh",
     "Identity",
     "LeakyReLU",
     "LogSoftmax",
+    "ReLU6",
     "SiLU",
     "Sigmoid",
     "Softmax",
@@ -69,6 +71,26 @@ class ELU(Module):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha:g}"
+
+
+class Hardtanh(Module):
+    """x clipped to [min_val, max_val] (`inplace` accepted, see nn.ReLU)."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> None:
+        self.min_val, self.max_val = min_val, max_val
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.hardtanh(x, min_val=self.min_val, max_val=self.max_val)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val:g}, max_val={self.max_val:g}"
+
+
+class ReLU6(Hardtanh):
+    """min(max(x, 0), 6)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__(0.0, 6.0)
 
 
 class Softplus(Module):

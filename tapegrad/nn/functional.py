@@ -16,11 +16,14 @@ from tapegrad.engine.ops import (
     adaptive_avg_pool2d,
     adaptive_max_pool2d,
     avg_pool2d,
+    cosine_similarity,
     embedding,
     group_norm,
     layer_norm,
     linear,
     max_pool2d,
+    normalize,
+    one_hot,
     pad,
     scaled_dot_product_attention,
     sigmoid,
@@ -38,6 +41,7 @@ __all__ = [
     "conv1d",
     "conv2d",
     "conv_transpose2d",
+    "cosine_similarity",
     "cross_entropy",
     "dropout",
     "elu",
@@ -55,8 +59,11 @@ __all__ = [
     "max_pool2d",
     "mse_loss",
     "nll_loss",
+    "normalize",
+    "one_hot",
     "pad",
     "relu",
+    "relu6",
     "scaled_dot_product_attention",
     "sigmoid",
     "silu",
@@ -107,6 +114,11 @@ def hardtanh(
 ) -> Tensor:
     _not_inplace("hardtanh", inplace)
     return ops.hardtanh(input, min_val=min_val, max_val=max_val)
+
+
+def relu6(input: Any, inplace: bool = False) -> Tensor:
+    _not_inplace("relu6", inplace)
+    return ops.hardtanh(input, min_val=0.0, max_val=6.0)
 
 
 def softmax(input: Any, dim: int = -1) -> Tensor:

@@ -628,10 +628,29 @@ class ReLU(Module):
 
 
 class Flatten(Module):
-    """Flatten all axes but the batch axis: (N, ...) -> (N, prod(...))."""
+    """Merge axes start_dim..end_dim into one; by default all but the batch axis:
+    (N, ...) -> (N, prod(...))."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return _as_input(x).flatten(1)
+        return _as_input(x).flatten(self.start_dim, self.end_dim)
+
+
+class Unflatten(Module):
+    """Split axis `dim` into `unflattened_size` (one entry may be -1), Flatten's inverse."""
+
+    def __init__(self, dim: int, unflattened_size: tuple[int, ...]) -> None:
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = _as_input(x)
+        axis = self.dim % x.ndim
+        return x.reshape(*x.shape[:axis], *self.unflattened_size, *x.shape[axis + 1 :])
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
 class BatchNorm2d(Module):

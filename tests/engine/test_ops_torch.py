@@ -93,7 +93,49 @@ CASES = [
     ("prod", lambda m, a: a.prod(1), [(3, 4)], "zeros"),
     ("prod-all", lambda m, a: a.prod(), [(2, 3)], "any"),
     ("cumsum", lambda m, a: m.cumsum(a, dim=1), [(3, 4)], "any"),
+    (
+        "norm",
+        lambda m, a: (
+            m.norm(a)
+            + a.norm(dim=1).sum()
+            + m.norm(a, 1, 0).sum()
+            + m.norm(a, 3, 1, keepdim=True).sum()
+            + m.norm(a, float("inf"), 1).sum()
+        ),
+        [(3, 4)],
+        "any",
+    ),
+    ("norm-zero-row", lambda m, a: m.cat([a[:1] * 0, a[1:]]).norm(dim=1), [(3, 4)], "any"),
+    ("amax-amin", lambda m, a: m.amax(a, 1) + m.amin(a, dim=0).sum() + a.amax(), [(3, 4)], "any"),
+    ("square-reciprocal", lambda m, a: m.square(a) + a.reciprocal(), [(3, 4)], "positive"),
+    (
+        "sort",
+        lambda m, a: m.sort(a, dim=1).values + a.sort(0, descending=True).values,
+        [(3, 4)],
+        "any",
+    ),
+    (
+        "topk",
+        lambda m, a: m.topk(a, 2).values + a.topk(2, 1, largest=False).values,
+        [(3, 4)],
+        "any",
+    ),
+    (
+        "floor-ceil-round",
+        lambda m, a: (m.floor(a * 3) + a.ceil() + m.round(a * 3) + a.round(decimals=1)) * a,
+        [(3, 4)],
+        "any",
+    ),
+    # linear algebra
+    ("mm", lambda m, a, b: m.mm(a, b) + a.t().t().matmul(b), [(3, 4), (4, 2)], "any"),
+    ("dot", lambda m, a, b: m.dot(a, b) + a.dot(b), [(4,), (4,)], "any"),
+    ("outer", lambda m, a, b: m.outer(a, b), [(3,), (4,)], "any"),
     # shapes
+    ("unbind", lambda m, a: m.stack(m.unbind(a, 1)[::-1]) + a.unbind()[1].sum(), [(3, 4)], "any"),
+    ("tile", lambda m, a: m.tile(a, (2, 1, 3)), [(3, 4)], "any"),
+    ("repeat", lambda m, a: a.repeat(2, 1, 2), [(3, 4)], "any"),
+    ("tril-triu", lambda m, a: m.tril(a, -1) + m.triu(a, 1) * 2 + a.tril(1), [(2, 3, 4)], "any"),
+    ("softmax-methods", lambda m, a: a.softmax(1) + a.log_softmax(dim=0), [(3, 4)], "any"),
     ("cat", lambda m, a, b: m.cat([a, b], dim=1), [(2, 3), (2, 4)], "any"),
     ("stack", lambda m, a, b: m.stack([a, b, a], dim=-1), [(2, 3), (2, 3)], "any"),
     ("split", lambda m, a: m.cat(m.split(a, 2, dim=1)[::-1], dim=1), [(3, 5)], "any"),
@@ -173,3 +215,46 @@ def test_values_and_gradients_match_pytorch(fn, shapes, kind, dtype, layout):
     for mine, reference in zip(ours, theirs, strict=True):
         assert mine.grad.dtype == dtype
         np.testing.assert_allclose(mine.grad, reference.grad.numpy(), **TOLERANCE[dtype])
+
+
+def test_results_without_a_gradient_match_pytorch():
+    values = rng.standard_normal((3, 4))
+    values[0, 1], values[1, 2], values[2, 0] = np.nan, np.inf, values[2, 3]  # a tie in row 2
+    ours, theirs = tg.tensor(values), torch.from_numpy(values)
+    pairs = [
+        (tg.isnan(ours), torch.isnan(theirs)),
+        (ours.isinf(), theirs.isinf()),
+        (tg.isfinite(ours), torch.isfinite(theirs)),
+        (tg.argsort(ours, 1), torch.argsort(theirs, dim=1, stable=True)),
+        (ours.argsort(0, descending=True), theirs.argsort(dim=0, descending=True, stable=True)),
+        (
+            tg.sort(ours, descending=True).indices,
+            torch.sort(theirs, descending=True, stable=True)[1],
+        ),
+        (tg.topk(ours[:2], 2).indices, torch.topk(theirs[:2], 2).indices),
+        (ours.eq(ours.T.T) | ours.ne(0), theirs.eq(theirs) | theirs.ne(0)),
+        (ours.lt(0) & ours.le(0.5), theirs.lt(0) & theirs.le(0.5)),
+        (ours.gt(0) ^ ours.ge(-0.5), theirs.gt(0) ^ theirs.ge(-0.5)),
+    ]
+    for mine, reference in pairs:
+        np.testing.assert_array_equal(mine.numpy(), reference.numpy())
+        assert mine.dtype == np.dtype(str(reference.dtype).removeprefix("torch."))
+
+
+def test_new_and_like_factories_keep_the_dtype():
+    x = tg.ones(2, 3, dtype=tg.float64)
+    made = [
+        x.new_zeros(4),
+        x.new_ones((2, 2)),
+        x.new_full((3,), 2.5),
+        x.new_empty(1, 2),
+        x.new_tensor([1, 2]),
+        tg.empty_like(x),
+        tg.rand_like(x),
+        tg.randn_like(x),
+    ]
+    assert [t.shape for t in made] == [(4,), (2, 2), (3,), (1, 2), (2,), (2, 3), (2, 3), (2, 3)]
+    assert all(t.dtype == np.float64 for t in made)
+    assert x.new_zeros(2, dtype=tg.int64).dtype == np.int64
+    np.testing.assert_array_equal(made[2].numpy(), [2.5, 2.5, 2.5])
+    assert 0 <= made[6].numpy().min() and made[6].numpy().max() < 1

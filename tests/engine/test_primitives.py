@@ -124,6 +124,16 @@ CASES = {
     "rsqrt": [(tg.rsqrt, (_t(3, 4, positive=True),))],
     "abs": [(tg.abs, (_t(3, 4),))],
     "sign": [(lambda a: tg.sign(a) * a, (_t(3, 4),))],
+    # rounding: a zero gradient, which central differences see away from the jumps
+    "floor": [(lambda a: tg.floor(a * 3) * a, (_t(3, 4),))],
+    "ceil": [(lambda a: tg.ceil(a * 3) * a, (_t(3, 4),))],
+    "round": [(lambda a: tg.round(a * 3, decimals=1) * a, (_t(3, 4),))],
+    "norm": [
+        (tg.norm, (_t(3, 4),)),
+        (lambda a: tg.norm(a, 3, dim=1, keepdim=True), (_t(3, 4),)),
+        (lambda a: tg.norm(a, 1, dim=0), (_t(3, 4),)),
+        (lambda a: tg.norm(a, float("inf"), dim=1), (_t(3, 4),)),
+    ],
     "sin": [(tg.sin, (_t(3, 4),))],
     "cos": [(tg.cos, (_t(3, 4),))],
     "log1p": [(tg.log1p, (_t(3, 4, positive=True),))],

@@ -108,3 +108,33 @@ def test_shape_methods():
     assert x.transpose(0, 2).shape == (4, 3, 2)
     assert x.exp().log().shape == x.shape and x.relu().shape == x.shape
     assert x.argmax(axis=2).numpy().tolist() == [[3] * 3] * 2
+
+
+def test_item_assignment_writes_in_place_where_no_gradient_can_go_wrong():
+    x = tg.zeros(3, 4)
+    view = x.numpy()
+    x[0, 1] = 5.0
+    x[x > 4] = 3.0  # a mask tensor
+    x[:, tg.tensor([0, 2])] = tg.tensor(1.0)  # a tensor index and a tensor value
+    expected = np.zeros((3, 4), np.float32)
+    expected[:, [0, 2]], expected[0, 1] = 1.0, 3.0
+    np.testing.assert_array_equal(view, expected)  # the same array, changed in place
+    assert x._version == 3
+
+    weight = tg.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="requires a gradient"):
+        weight[0] = 2.0
+    with tg.no_grad():
+        weight[0] = 2.0  # initialising a parameter
+    np.testing.assert_array_equal(weight.numpy(), [2.0, 1.0, 1.0])
+    with pytest.raises(RuntimeError, match="recorded ops computed"):
+        (weight * 2)[0] = 7.0
+
+    constant = tg.ones(3)
+    loss = (constant * weight).sum()  # the pending backward holds constant's values
+    with pytest.raises(RuntimeError, match="a pending backward\\(\\) still needs them"):
+        constant[0] = 5.0
+    loss.backward()
+    np.testing.assert_array_equal(weight.grad, [1.0, 1.0, 1.0])
+    constant[0] = 5.0  # free again after backward
+    assert constant.numpy()[0] == 5.0

@@ -38,6 +38,13 @@ CALLS = {
         t(LOGITS), t(LABELS), label_smoothing=0.1
     ),
     "mse_loss": lambda f, t: f.mse_loss(t(X), t(X[::-1].copy()), reduction="sum"),
+    "relu6": lambda f, t: f.relu6(t(X * 4)),
+    "normalize": lambda f, t: f.normalize(t(X), 2, 1),
+    "normalize p=1 zero row": lambda f, t: f.normalize(t(np.vstack([LOGITS[:1] * 0, LOGITS])), 1.0),
+    "cosine_similarity": lambda f, t: f.cosine_similarity(t(X), t(X[::-1].copy()), 1),
+    "cosine_similarity broadcast": lambda f, t: f.cosine_similarity(t(LOGITS), t(LOGITS[:1]), -1),
+    "one_hot": lambda f, t: f.one_hot(t(LABELS)),
+    "one_hot classes": lambda f, t: f.one_hot(t(LABELS.reshape(5, 1)), 6),
     "linear": lambda f, t: f.linear(t(X[0, 0]), t(W.reshape(4, -1)[:, :6].copy()), t(B)),
 }
 
@@ -47,6 +54,23 @@ def test_functional_matches_torch(name):
     ours = CALLS[name](F, lambda a: tg.tensor(a))
     theirs = CALLS[name](TF, lambda a: torch.from_numpy(np.asarray(a)))
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["normalize", "cosine_similarity"])
+def test_gradients_of_the_norm_compositions_match_torch(name):
+    # a zero row included: the norm's gradient there is 0 in both (not 0 / 0)
+    x = np.vstack([LOGITS[:1] * 0, LOGITS])
+    ours, theirs = tg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    other = x[::-1].copy()
+    if name == "normalize":
+        out, expected = F.normalize(ours, dim=1), TF.normalize(theirs, dim=1)
+    else:
+        out = F.cosine_similarity(ours, tg.tensor(other))
+        expected = TF.cosine_similarity(theirs, torch.tensor(other))
+    upstream = rng.standard_normal(out.shape)
+    out.backward(upstream)
+    expected.backward(torch.tensor(upstream))
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-6, atol=1e-9)
 
 
 def test_every_name_exists_in_torch_functional():

@@ -70,6 +70,10 @@ ACTIVATIONS = [
     (nn.Softmax(dim=1), torch.nn.Softmax(dim=1)),
     (nn.LogSoftmax(dim=-1), torch.nn.LogSoftmax(dim=-1)),
     (nn.Identity(3, flag=True), torch.nn.Identity(3, flag=True)),
+    (nn.ReLU6(inplace=True), torch.nn.ReLU6()),  # (PyTorch refuses inplace on a leaf)
+    (nn.Hardtanh(-0.5, 2.0), torch.nn.Hardtanh(-0.5, 2.0)),
+    (nn.Flatten(0, 1), torch.nn.Flatten(0, 1)),
+    (nn.Unflatten(1, (2, 2)), torch.nn.Unflatten(1, (2, 2))),
 ]
 
 

@@ -19,6 +19,7 @@ from tapegrad.engine.ops import (
     reductions,
     selection,
     shape,
+    sorting,
     unary,
 )
 from tapegrad.engine.ops.activations import *  # noqa: F403
@@ -35,6 +36,7 @@ from tapegrad.engine.ops.pooling import *  # noqa: F403
 from tapegrad.engine.ops.reductions import *  # noqa: F403
 from tapegrad.engine.ops.selection import *  # noqa: F403
 from tapegrad.engine.ops.shape import *  # noqa: F403
+from tapegrad.engine.ops.sorting import *  # noqa: F403
 from tapegrad.engine.ops.unary import *  # noqa: F403
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
         reductions,
         selection,
         shape,
+        sorting,
         unary,
     )
     for name in module.__all__

@@ -1,4 +1,5 @@
-"""Arithmetic primitives: +, -, *, /, powers (tensor or scalar base and exponent), negation."""
+"""Arithmetic primitives: +, -, *, /, powers (tensor or scalar base and exponent), negation;
+square and reciprocal as compositions of them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from tapegrad.engine.tensor import Tensor
 
 _shape = np.shape
 
-__all__ = ["add", "div", "mul", "neg", "pow", "sub"]
+__all__ = ["add", "div", "mul", "neg", "pow", "reciprocal", "square", "sub"]
 
 
 # --- elementwise ------------------------------------------------------------------------
@@ -99,6 +100,16 @@ def neg(x):
     return -x, lambda g: (-g,)
 
 
+def square(input):
+    """x * x (the product rule gives 2 x g)."""
+    return mul(input, input)
+
+
+def reciprocal(input):
+    """1 / x."""
+    return div(1.0, input)
+
+
 # Tensor's arithmetic operators (`a + b`, `2 * x`, `x ** 2`, ...).
 Tensor.__add__ = add
 Tensor.__radd__ = lambda self, other: add(other, self)
@@ -112,3 +123,5 @@ Tensor.__pow__ = pow
 Tensor.__rpow__ = lambda self, base: pow(base, self)
 Tensor.pow = pow
 Tensor.__neg__ = neg
+Tensor.square = square
+Tensor.reciprocal = reciprocal

@@ -14,7 +14,7 @@ from tapegrad.engine.ops.selection import where
 from tapegrad.engine.primitive import primitive
 from tapegrad.engine.tensor import Tensor
 
-__all__ = ["embedding", "gather", "getitem", "index_select", "masked_fill"]
+__all__ = ["embedding", "gather", "getitem", "index_select", "masked_fill", "one_hot"]
 
 
 def _is_basic_index(index: Any) -> bool:
@@ -93,6 +93,19 @@ def index_select(input: Any, dim: int, index: Any) -> Tensor:
         raise ValueError(f"index_select: index must be 0-d or 1-d, got shape {index.shape}.")
     axis = dim % max(data.ndim, 1)
     return getitem(input, index=(slice(None),) * axis + (index.reshape(-1),))
+
+
+def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
+    """Class indices (integers) as one-hot int64 vectors along a new last axis, as
+    torch.nn.functional.one_hot; num_classes=-1 takes the largest index + 1."""
+    labels = np.asarray(tensor.data if isinstance(tensor, Tensor) else tensor)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: expected integer class indices, got dtype {labels.dtype}.")
+    if num_classes < 0:
+        num_classes = int(labels.max()) + 1 if labels.size else 0
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"one_hot: class indices must lie in [0, {num_classes}), got {labels}.")
+    return Tensor._wrap((labels[..., None] == np.arange(num_classes)).astype(np.int64))
 
 
 def masked_fill(input: Any, mask: Any, value: Any) -> Tensor:

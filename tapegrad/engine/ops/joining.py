@@ -1,7 +1,8 @@
-"""Joining and cutting tensors: cat and stack, split and chunk, pad (constant and reflect).
+"""Joining and cutting tensors: cat and stack, split, chunk and unbind, pad (constant and
+reflect).
 
-cat and pad are primitives; stack is cat of unsqueezed inputs, split and chunk are slices
-(getitem), each piece recorded on its own.
+cat and pad are primitives; stack is cat of unsqueezed inputs, split, chunk and unbind are
+slices (getitem), each piece recorded on its own.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from tapegrad.engine.ops.shape import unsqueeze
 from tapegrad.engine.primitive import primitive
 from tapegrad.engine.tensor import Tensor, as_tensor
 
-__all__ = ["cat", "chunk", "concat", "pad", "split", "stack"]
+__all__ = ["cat", "chunk", "concat", "pad", "split", "stack", "unbind"]
 
 
 @primitive
@@ -91,6 +92,16 @@ def chunk(input: Any, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     return split(input, max(-(-size // chunks), 1), dim)
 
 
+def unbind(input: Any, dim: int = 0) -> tuple[Tensor, ...]:
+    """The slices along `dim`, each without that axis, as torch.unbind."""
+    shape = np.shape(input)
+    if not shape:
+        raise ValueError("unbind: a 0-d tensor has no dim to unbind.")
+    axis = dim % len(shape)
+    tensor = as_tensor(input)
+    return tuple(tensor[(slice(None),) * axis + (i,)] for i in range(shape[axis]))
+
+
 @primitive
 def pad(x, *, pad, mode="constant", value=0.0):
     # `pad` as in PyTorch: (before, after) pairs for the last axis, then the one before, ...
@@ -151,3 +162,4 @@ def pad(input: Any, pad: Sequence[int], mode: str = "constant", value: float = 0
 
 Tensor.split = split
 Tensor.chunk = chunk
+Tensor.unbind = unbind

@@ -1,4 +1,4 @@
-"""Linear algebra: matmul, the dense layer, einsum and bmm."""
+"""Linear algebra: matmul, the dense layer, einsum, and the compositions bmm, mm, dot, outer."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import string
 
 import numpy as np
 
+from tapegrad.engine.ops.arithmetic import mul
+from tapegrad.engine.ops.shape import reshape, transpose
 from tapegrad.engine.primitive import primitive, unbroadcast
 from tapegrad.engine.tensor import Tensor
 
-__all__ = ["bmm", "einsum", "linear", "matmul"]
+__all__ = ["bmm", "dot", "einsum", "linear", "matmul", "mm", "outer"]
 
 
 # --- linear algebra ---------------------------------------------------------------------
@@ -144,5 +146,46 @@ def bmm(input, mat2):
     return matmul(input, mat2)
 
 
+def mm(input, mat2):
+    """Matrix product of (n, m) and (m, p): (n, p), as torch.mm (matmul after the check)."""
+    if np.ndim(input) != 2 or np.ndim(mat2) != 2:
+        raise ValueError(
+            f"mm: expected 2-D tensors, got shapes {np.shape(input)} and {np.shape(mat2)}."
+        )
+    return matmul(input, mat2)
+
+
+def dot(input, other):
+    """Inner product of two 1-D tensors of one length, as torch.dot (matmul after the check)."""
+    if np.ndim(input) != 1 or np.shape(input) != np.shape(other):
+        raise ValueError(
+            f"dot: expected two 1-D tensors of one length, got shapes {np.shape(input)} and "
+            f"{np.shape(other)}."
+        )
+    return matmul(input, other)
+
+
+def outer(input, vec2):
+    """Outer product (n, m) of 1-D tensors of lengths n and m, as torch.outer: a column
+    times a row, broadcast (mul)."""
+    if np.ndim(input) != 1 or np.ndim(vec2) != 1:
+        raise ValueError(
+            f"outer: expected 1-D tensors, got shapes {np.shape(input)} and {np.shape(vec2)}."
+        )
+    return mul(reshape(input, (-1, 1)), vec2)
+
+
+def _t(self: Tensor) -> Tensor:
+    """The transpose of a 2-D tensor; a 0-d or 1-d tensor as it is (Tensor.t, as PyTorch)."""
+    if self.ndim > 2:
+        raise ValueError(f"t() expects a tensor of at most 2 dims, got shape {self.shape}.")
+    return transpose(self, 0, 1) if self.ndim == 2 else self
+
+
 Tensor.__matmul__ = matmul
 Tensor.__rmatmul__ = lambda self, other: matmul(other, self)
+Tensor.matmul = matmul
+Tensor.mm = mm
+Tensor.dot = dot
+Tensor.outer = outer
+Tensor.t = _t

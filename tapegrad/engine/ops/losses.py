@@ -49,6 +49,10 @@ def log_softmax(x, *, axis=-1):
     return out, lambda g: (g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),)
 
 
+Tensor.softmax = lambda self, dim=-1: softmax(self, axis=dim)
+Tensor.log_softmax = lambda self, dim=-1: log_softmax(self, axis=dim)
+
+
 def _check_labels(logits: np.ndarray, labels: Any) -> np.ndarray:
     labels = np.asarray(labels)
     if logits.ndim != 2:

@@ -1,13 +1,20 @@
-"""Normalisation: batch norm (per-channel numba kernels), layer norm and group norm."""
+"""Normalisation: batch norm (per-channel numba kernels), layer norm and group norm; and the
+compositions normalize (x over its p-norm) and cosine_similarity."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
 from tapegrad import kernels
+from tapegrad.engine.ops import reductions
+from tapegrad.engine.ops.arithmetic import div, mul
+from tapegrad.engine.ops.selection import clamp
 from tapegrad.engine.primitive import primitive
+from tapegrad.engine.tensor import Tensor
 
-__all__ = ["batch_norm", "group_norm", "layer_norm"]
+__all__ = ["batch_norm", "cosine_similarity", "group_norm", "layer_norm", "normalize"]
 
 
 # --- normalisation, activations and regularisation for deeper networks ------------------
@@ -168,3 +175,15 @@ def group_norm(x, num_groups, weight=None, bias=None, *, eps=1e-5):
         return grad_x, None, grad_w, grad_b
 
     return out.astype(x.dtype, copy=False), vjp
+
+
+def normalize(input: Any, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """x / max(||x||_p, eps) along `dim`, as torch.nn.functional.normalize."""
+    return div(input, clamp(reductions.norm(input, p, dim, keepdim=True), min=eps))
+
+
+def cosine_similarity(x1: Any, x2: Any, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """x1 . x2 / (max(||x1||, eps) max(||x2||, eps)) along `dim` (the inputs broadcast), as
+    torch.nn.functional.cosine_similarity."""
+    lengths = [clamp(reductions.norm(x, 2, dim), min=eps) for x in (x1, x2)]
+    return div(reductions.sum(mul(x1, x2), dim), mul(*lengths))

@@ -1,5 +1,5 @@
-"""Reductions over axes: sum, mean, max, min, prod, var/std, logsumexp, cumsum, and the
-gradient-free argmax, argmin, all, any.
+"""Reductions over axes: sum, mean, max (amax), min (amin), prod, var/std, norm, logsumexp,
+cumsum, and the gradient-free argmax, argmin, all, any.
 
 Every reduction takes PyTorch's `dim`/`keepdim` and NumPy's `axis`/`keepdims` alike (`dim`
 positionally: `x.sum(1)`), and a 0-d tensor may be reduced over dim 0 or -1 as in PyTorch.
@@ -23,6 +23,8 @@ from tapegrad.engine.tensor import Tensor, as_tensor
 
 __all__ = [
     "all",
+    "amax",
+    "amin",
     "any",
     "argmax",
     "argmin",
@@ -31,6 +33,7 @@ __all__ = [
     "max",
     "mean",
     "min",
+    "norm",
     "prod",
     "std",
     "sum",
@@ -256,6 +259,49 @@ def min(x, *, axis=None, keepdims=False):
     return (out if keepdims else np.squeeze(out, axis=_reduced_axes(x.ndim, axis))), vjp
 
 
+@primitive
+def norm(x, *, p=2, axis=None, keepdims=False):
+    # z = (sum_i |x_i|^p)^(1/p), p >= 1:  dL/dx_i = g sign(x_i) |x_i|^(p-1) / z^(p-1)
+    #   (p = 2: g x_i / z), and 0 where z = 0, PyTorch's subgradient (the formula is 0 / 0);
+    # p = inf: z = max_i |x_i|, dL/dx_i = g sign(x_i) [|x_i| = z] / #ties.
+    magnitude = np.abs(x)
+    if p == np.inf:
+        out = np.max(magnitude, axis=axis, keepdims=True, initial=0)
+    elif p == 2:
+        out = np.sqrt(np.sum(magnitude * magnitude, axis=axis, keepdims=True))
+    else:
+        out = np.sum(magnitude**p, axis=axis, keepdims=True) ** (1 / p)
+
+    def vjp(g):
+        g = _restore_axes(g, x.ndim, axis, keepdims)
+        if p == np.inf:
+            winners = magnitude == out
+            slope = np.sign(x) * winners / np.maximum(np.sum(winners, axis, keepdims=True), 1)
+        else:
+            safe = np.where(out > 0, out, 1)
+            slope = x / safe if p == 2 else np.sign(x) * (magnitude / safe) ** (p - 1)
+        return ((g * slope).astype(x.dtype, copy=False),)
+
+    return (out if keepdims else np.squeeze(out, axis=_reduced_axes(x.ndim, axis))), vjp
+
+
+_norm_over = norm
+
+
+def _norm(input: Any, p: float | str = "fro", dim: Axis = None, keepdim: bool = False) -> Tensor:
+    """The vector p-norm over `dim` (all axes by default), as torch.norm: p a number >= 1,
+    inf, or "fro" (2)."""
+    if p == "fro":
+        p = 2
+    if isinstance(p, str) or not p >= 1:
+        raise ValueError(f"norm: p must be a number >= 1, inf or 'fro', got {p!r}.")
+    axis = _resolve_axis("norm", input, dim, None)
+    return _norm_over(input, p=float(p), axis=axis, keepdims=keepdim)
+
+
+_norm.__name__ = _norm.__qualname__ = "norm"
+
+
 # --- results without a gradient -------------------------------------------------------------
 def _without_gradient(numpy_reduction: Callable[..., np.ndarray], name: str):
     def reduction(
@@ -291,7 +337,9 @@ prod = _with_dim(prod)
 logsumexp = _with_dim(logsumexp)
 var = _with_correction(var)
 std = _with_correction(_std)
+norm = _norm
 cumsum = _cumsum
+amax, amin = max, min  # PyTorch's names for the values along a dim
 
 for _name in __all__:
     setattr(Tensor, _name, globals()[_name])

@@ -1,4 +1,5 @@
-"""Elementwise choices between values: maximum, minimum, clamp (clip) and where.
+"""Elementwise choices between values: maximum, minimum, clamp (clip), where, and tril/triu
+(a where with a triangular mask).
 
 The gradient goes to the value that was chosen; ties follow PyTorch (shared halves in
 maximum/minimum, the input's in clamp).
@@ -15,7 +16,7 @@ from tapegrad.engine.tensor import Tensor
 
 _shape = np.shape
 
-__all__ = ["clamp", "clip", "maximum", "minimum", "where"]
+__all__ = ["clamp", "clip", "maximum", "minimum", "tril", "triu", "where"]
 
 
 def _tie_vjp(a, b, first_wins, needs_grad):
@@ -97,8 +98,29 @@ def where(condition, input, other, *, needs_grad=(False, True, True)):
     return np.where(condition, input, other), vjp
 
 
+def _triangle(name: str, input: Any, diagonal: int, lower: bool) -> Tensor:
+    shape = np.shape(input)
+    if len(shape) < 2:
+        raise ValueError(f"{name}: expected a tensor of at least 2 dims, got shape {shape}.")
+    rows, cols = np.indices(shape[-2:])
+    keep = cols - rows <= diagonal if lower else cols - rows >= diagonal
+    return where(keep, input, 0)
+
+
+def tril(input: Any, diagonal: int = 0) -> Tensor:
+    """The lower triangle of the last two axes (j - i <= diagonal), zeros above, as torch.tril."""
+    return _triangle("tril", input, diagonal, lower=True)
+
+
+def triu(input: Any, diagonal: int = 0) -> Tensor:
+    """The upper triangle of the last two axes (j - i >= diagonal), zeros below, as torch.triu."""
+    return _triangle("triu", input, diagonal, lower=False)
+
+
 Tensor.maximum = maximum
 Tensor.minimum = minimum
 Tensor.clamp = clamp
 Tensor.clip = clip
+Tensor.tril = tril
+Tensor.triu = triu
 Tensor.where = lambda self, condition, other: where(condition, self, other)

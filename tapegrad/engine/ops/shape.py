@@ -1,7 +1,8 @@
 """Shapes: reshape and its PyTorch spellings (view, squeeze, unsqueeze, flatten), expand,
-permute and transpose (a swap of two axes, PyTorch's meaning), flip and roll.
+permute and transpose (a swap of two axes, PyTorch's meaning), flip and roll, tile (repeat).
 
-Only reshape, expand, permute, flip and roll are primitives; the rest are reshapes. Settings
+Only reshape, expand, permute, flip and roll are primitives; the rest are reshapes (tile: a
+reshape, an expand and a reshape). Settings
 are keyword-only in the primitives; the public functions below them take PyTorch's arguments.
 """
 
@@ -22,6 +23,7 @@ __all__ = [
     "reshape",
     "roll",
     "squeeze",
+    "tile",
     "transpose",
     "unsqueeze",
     "view",
@@ -154,6 +156,37 @@ def flatten(input: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     return _reshape(input, shape=(*shape[:start], -1, *shape[end + 1 :]))
 
 
+def tile(input: Any, dims: tuple[int, ...]) -> Tensor:
+    """`input` repeated dims[i] times along each axis i, as torch.tile (dims shorter than the
+    tensor's rank count from the last axis; longer ones add leading axes).
+
+    Each axis of size s becomes a pair (1, s), expanded to (r, s) and merged to r s, so the
+    copies are laid out whole, one after another; expand's VJP sums the gradient over them.
+    """
+    dims = tuple(int(d) for d in (dims if isinstance(dims, tuple | list) else (dims,)))
+    shape = np.shape(input)
+    rank = max(len(dims), len(shape))
+    shape = (1,) * (rank - len(shape)) + shape
+    dims = (1,) * (rank - len(dims)) + dims
+    if min(dims, default=0) < 0:
+        raise ValueError(f"tile: repetitions must be non-negative, got {dims}.")
+    paired = _reshape(input, shape=tuple(n for size in shape for n in (1, size)))
+    spread = _expand(paired, shape=tuple(n for pair in zip(dims, shape, strict=True) for n in pair))
+    return _reshape(spread, shape=tuple(r * size for r, size in zip(dims, shape, strict=True)))
+
+
+def _repeat(self: Tensor, *sizes: int | tuple[int, ...]) -> Tensor:
+    """Tensor.repeat: the tensor repeated sizes[i] times along each axis (at least its rank
+    of them), as PyTorch's; torch.tile with the sizes checked."""
+    sizes = _sizes(sizes)
+    if len(sizes) < self.ndim:
+        raise ValueError(
+            f"repeat: got {len(sizes)} repetitions for a tensor of {self.ndim} dims; give at "
+            "least one per dim."
+        )
+    return tile(self, sizes)
+
+
 Tensor.reshape = reshape
 Tensor.view = view
 # NumPy's ops take any memory layout, so a tensor is as good as contiguous; kept for PyTorch code.
@@ -171,3 +204,5 @@ Tensor.roll = roll
 Tensor.squeeze = squeeze
 Tensor.unsqueeze = unsqueeze
 Tensor.flatten = flatten
+Tensor.tile = tile
+Tensor.repeat = _repeat

@@ -1,5 +1,6 @@
 """Elementwise functions of one input: exp, log, the trigonometric and hyperbolic functions,
-roots, abs and sign, and the error function.
+roots, abs and sign, the error function, rounding (floor, ceil, round), and the gradient-free
+tests isnan, isinf, isfinite.
 
 Each is a primitive: its derivative is a one-line expression of its input or output, which
 keeps one record and one saved array per op.
@@ -8,21 +9,28 @@ keeps one record and one saved array per op.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from tapegrad import kernels
 from tapegrad.engine.primitive import primitive
-from tapegrad.engine.tensor import Tensor
+from tapegrad.engine.tensor import Tensor, as_tensor
 
 __all__ = [
     "abs",
+    "ceil",
     "cos",
     "erf",
     "exp",
     "expm1",
+    "floor",
+    "isfinite",
+    "isinf",
+    "isnan",
     "log",
     "log1p",
+    "round",
     "rsqrt",
     "sigmoid",
     "sign",
@@ -134,6 +142,38 @@ def erf(x):
     x = _floating(x)
     return kernels.erf(x), lambda g: (g * (_TWO_OVER_SQRT_PI * np.exp(-x * x)),)
 
+
+# Rounding is piecewise constant, so its gradient is 0 (as sign's, and PyTorch's).
+@primitive
+def floor(x):
+    # z = the largest integer <= x:  dL/dx = 0
+    return np.floor(x), lambda g: (np.zeros_like(g),)
+
+
+@primitive
+def ceil(x):
+    # z = the smallest integer >= x:  dL/dx = 0
+    return np.ceil(x), lambda g: (np.zeros_like(g),)
+
+
+@primitive
+def round(x, *, decimals=0):
+    # z = x rounded to `decimals` places, halves to even (NumPy's and PyTorch's):  dL/dx = 0
+    return np.round(x, decimals), lambda g: (np.zeros_like(g),)
+
+
+def _test(numpy_test, name: str):
+    def test(input: Any) -> Tensor:
+        return Tensor._wrap(np.asarray(numpy_test(as_tensor(input).data)))
+
+    test.__name__ = test.__qualname__ = name
+    test.__doc__ = f"Elementwise {name} (booleans, no gradient), as torch.{name}."
+    return test
+
+
+isnan = _test(np.isnan, "isnan")
+isinf = _test(np.isinf, "isinf")
+isfinite = _test(np.isfinite, "isfinite")
 
 for _name in __all__:
     setattr(Tensor, _name, globals()[_name])
