@@ -554,6 +554,8 @@ class Conv2d(Module):
         """The convolution of x; with relu then max(., 0), with pool then 2x2 max pooling
         with stride 2: one fused primitive (see ops.conv2d)."""
         x = _as_input(x)
+        if x.ndim == 3:  # one unbatched image (C, H, W), as PyTorch: a batch of one
+            return self.forward(x.unsqueeze(0), relu, pool).squeeze(0)
         _check_input(self, x, 4, 1, self.in_channels, f"(N, {self.in_channels}, H, W)")
         return ops.conv2d(
             x,

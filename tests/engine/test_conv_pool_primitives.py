@@ -18,7 +18,7 @@ def test_output_shapes():
 @pytest.mark.parametrize(
     "x_shape, w_shape, padding, pattern",
     [
-        ((3, 28, 28), (16, 3, 5, 5), 0, r"\(3, 28, 28\)"),  # rank 3 input
+        ((28, 28), (16, 3, 5, 5), 0, r"\(28, 28\)"),  # rank 2 (rank 3: one unbatched image)
         ((2, 3, 8, 8), (4, 2, 3, 3), 0, r"\(2, 3, 8, 8\).*\(4, 2, 3, 3\)"),  # channel mismatch
         ((1, 1, 3, 3), (1, 1, 5, 5), 0, r"\(1, 1, 5, 5\).*\(1, 1, 3, 3\)"),  # kernel too large
         ((1, 1, 3, 3), (1, 1, 6, 6), 1, r"\(1, 1, 6, 6\)"),  # too large even padded

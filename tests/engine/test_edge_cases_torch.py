@@ -214,3 +214,52 @@ def test_indexing_follows_pytorch_where_numpy_differs(index, as_tensors):
         index = tuple(tg.tensor(i) if isinstance(i, np.ndarray) else i for i in index)
     torch_index = _torch_like(tuple(i.numpy() if isinstance(i, tg.Tensor) else i for i in index))
     _check(lambda x: x[index], lambda x: x[torch_index], rng.standard_normal((4, 5, 3)))
+
+
+# (id, tapegrad, PyTorch): one unbatched (C, H, W) image, which PyTorch takes as a batch of one
+UNBATCHED = [
+    ("conv2d", lambda x, w: tg.conv2d(x, w, padding=1), lambda x, w: F.conv2d(x, w, padding=1)),
+    (
+        "conv2d-groups",
+        lambda x, w: tg.conv2d(x, w[:, :2], groups=2),
+        lambda x, w: F.conv2d(x, w[:, :2], groups=2),
+    ),
+    (
+        "conv_transpose2d",
+        lambda x, w: tg.conv_transpose2d(x, w, stride=2),
+        lambda x, w: F.conv_transpose2d(x, w, stride=2),
+    ),
+    (
+        "max_pool2d",
+        lambda x, w: tg.max_pool2d(x * w.sum(), 2),
+        lambda x, w: F.max_pool2d(x * w.sum(), 2),
+    ),
+    (
+        "avg_pool2d",
+        lambda x, w: tg.avg_pool2d(x * w.sum(), 3, 2, 1),
+        lambda x, w: F.avg_pool2d(x * w.sum(), 3, 2, 1),
+    ),
+    (
+        "adaptive_pools",
+        lambda x, w: tg.adaptive_avg_pool2d(x * w.sum(), 2) + tg.adaptive_max_pool2d(x, (2, 2)),
+        lambda x, w: F.adaptive_avg_pool2d(x * w.sum(), 2) + F.adaptive_max_pool2d(x, (2, 2)),
+    ),
+]
+
+
+@pytest.mark.parametrize("ours, theirs", [c[1:] for c in UNBATCHED], ids=[c[0] for c in UNBATCHED])
+def test_one_unbatched_image(ours, theirs):
+    _check(ours, theirs, rng.standard_normal((4, 6, 5)), rng.standard_normal((4, 4, 3, 3)))
+
+
+def test_layers_take_one_unbatched_image():
+    model = tg.nn.Sequential(tg.nn.Conv2d(3, 4, 3, padding=1), tg.nn.ReLU(), tg.nn.MaxPool2d(2))
+    reference = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2)
+    )
+    model.load_state_dict({k: v.detach().numpy() for k, v in reference.state_dict().items()})
+    image = rng.standard_normal((3, 6, 6)).astype(np.float32)
+    out = model(tg.tensor(image))
+    assert out.shape == (4, 3, 3)
+    expected = reference(torch.from_numpy(image)).detach().numpy()
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)

@@ -9,7 +9,7 @@ import numpy as np
 
 from tapegrad import kernels
 from tapegrad.engine.ops import _windows as win
-from tapegrad.engine.ops.shape import reshape
+from tapegrad.engine.ops.shape import batch_of_one, reshape
 from tapegrad.engine.primitive import primitive
 
 __all__ = ["conv1d", "conv2d", "conv_transpose2d"]
@@ -241,6 +241,9 @@ def conv_transpose2d(
         return grad_x, grad_w, grad_b
 
     return z, vjp
+
+
+conv2d, conv_transpose2d = batch_of_one(conv2d), batch_of_one(conv_transpose2d)
 
 
 def conv1d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):

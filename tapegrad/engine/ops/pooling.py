@@ -8,6 +8,7 @@ import numpy as np
 
 from tapegrad import kernels
 from tapegrad.engine.ops import _windows as win
+from tapegrad.engine.ops.shape import batch_of_one
 from tapegrad.engine.primitive import primitive
 
 __all__ = ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "max_pool2d"]
@@ -21,7 +22,9 @@ def _pool_geometry(function, x_shape, kernel_size, stride, padding, dilation, ce
     that ceil_mode's last window reads is part of the returned sides.
     """
     if len(x_shape) != 4:
-        raise ValueError(f"{function}: input must be 4-D (N, C, H, W), got shape {x_shape}.")
+        raise ValueError(
+            f"{function}: input must be (N, C, H, W) or one image (C, H, W), got shape {x_shape}."
+        )
     kernel = win.pair(kernel_size, "kernel_size", function)
     stride = kernel if stride is None or stride == () else win.pair(stride, "stride", function)
     pads = win.pair(padding, "padding", function)
@@ -129,7 +132,9 @@ def avg_pool2d(
 
 def _adaptive_output(function, x_shape, output_size):
     if len(x_shape) != 4:
-        raise ValueError(f"{function}: input must be 4-D (N, C, H, W), got shape {x_shape}.")
+        raise ValueError(
+            f"{function}: input must be (N, C, H, W) or one image (C, H, W), got shape {x_shape}."
+        )
     sizes = output_size if isinstance(output_size, tuple | list) else (output_size,) * 2
     if len(sizes) != 2:
         raise ValueError(f"{function}: output_size must be an int or a pair, got {output_size!r}.")
@@ -187,3 +192,9 @@ def adaptive_max_pool2d(x, *, output_size):
         return (grad.reshape(x.shape),)
 
     return out, vjp
+
+
+# One unbatched (C, H, W) image is pooled as a batch of one, as in PyTorch.
+max_pool2d, avg_pool2d = batch_of_one(max_pool2d), batch_of_one(avg_pool2d)
+adaptive_avg_pool2d = batch_of_one(adaptive_avg_pool2d)
+adaptive_max_pool2d = batch_of_one(adaptive_max_pool2d)

@@ -8,6 +8,8 @@ are keyword-only in the primitives; the public functions below them take PyTorch
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -143,6 +145,19 @@ def unsqueeze(input: Any, dim: int) -> Tensor:
     shape = list(np.shape(input))
     shape.insert(_axis("unsqueeze", dim, len(shape) + 1), 1)
     return _reshape(input, shape=tuple(shape))
+
+
+def batch_of_one(op: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """`op` on (N, C, H, W) also taking one unbatched (C, H, W) input, as PyTorch's image ops
+    do: it runs as a batch of one (unsqueeze, op, squeeze), so it needs no VJP of its own."""
+
+    @functools.wraps(op)
+    def run(input: Any, *args: Any, **kwargs: Any) -> Tensor:
+        if np.ndim(input) == 3:
+            return squeeze(op(unsqueeze(input, 0), *args, **kwargs), 0)
+        return op(input, *args, **kwargs)
+
+    return run
 
 
 def flatten(input: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
