@@ -181,31 +181,6 @@ class Tensor:
             )
         return bool(self._data.item())
 
-    def __setitem__(self, index: Any, value: Any) -> None:
-        """`t[index] = value`, in place, where PyTorch allows it and no gradient can go wrong:
-        on a tensor that no recorded op computed and that needs no gradient (a leaf that does
-        may be written under `no_grad()`, to initialise it). It is an in-place operation: the
-        version goes up, so a pending backward() that used the old values refuses to run."""
-        if self._record is not None or (self.requires_grad and tape.is_grad_enabled()):
-            raise RuntimeError(
-                f"t[index] = value on a tensor of shape {self.shape} that "
-                + ("recorded ops computed" if self._record is not None else "requires a gradient")
-                + " would change what backward() differentiates: build the new tensor instead "
-                "(tg.where(mask, value, t), tg.cat, ...), or write a leaf under tg.no_grad()."
-            )
-        if not self._data.flags.writeable:
-            raise RuntimeError(
-                f"t[index] = value: the values of this tensor (shape {self.shape}) are read-only: "
-                "a pending backward() still needs them (or its array is a read-only view). "
-                "Call backward() first, or write to a clone()."
-            )
-        if isinstance(index, tuple):
-            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-        elif isinstance(index, Tensor):
-            index = index.data
-        self._data[index] = value.data if isinstance(value, Tensor) else value
-        self._version += 1
-
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         if dtype is None and not copy:
             return self.data

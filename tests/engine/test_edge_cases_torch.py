@@ -263,3 +263,13 @@ def test_layers_take_one_unbatched_image():
     assert out.shape == (4, 3, 3)
     expected = reference(torch.from_numpy(image)).detach().numpy()
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("index", INDICES[:6], ids=repr)
+def test_item_assignment_reads_the_index_as_indexing_does(index):
+    # x[1, :, [2, 0, 1]] = v writes v of the shape x[1, :, [2, 0, 1]] has, (5, 3) not (3, 5)
+    ours, theirs = tg.zeros(4, 5, 3, dtype=tg.float64), torch.zeros(4, 5, 3, dtype=torch.float64)
+    value = rng.standard_normal(tuple(theirs[_torch_like(index)].shape))
+    ours[index] = value
+    theirs[_torch_like(index)] = torch.from_numpy(value)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())

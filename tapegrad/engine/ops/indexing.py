@@ -1,4 +1,5 @@
-"""Indexing: x[index], gather, index_select, masked_fill and the embedding lookup.
+"""Indexing: x[index] (and x[index] = value), gather, index_select, masked_fill, one_hot and
+the embedding lookup.
 
 getitem, gather and embedding are primitives whose VJPs scatter the gradient back, adding
 where an element was picked more than once; index_select and masked_fill are compositions.
@@ -12,6 +13,7 @@ import numpy as np
 
 from tapegrad.engine.ops.selection import where
 from tapegrad.engine.primitive import primitive
+from tapegrad.engine.tape import is_grad_enabled
 from tapegrad.engine.tensor import Tensor
 
 __all__ = ["embedding", "gather", "getitem", "index_select", "masked_fill", "one_hot"]
@@ -127,35 +129,73 @@ def _is_advanced(item: Any) -> bool:
     return isinstance(item, np.ndarray | list) and not _is_integer(item)
 
 
-def _getitem(self: Tensor, index: Any) -> Tensor:
-    """`t[index]`, as PyTorch: Tensor indices (an integer tensor, a mask) index by their
-    values, and integers select before any array index applies.
+def _steps(index: Any) -> tuple[Any, ...]:
+    """`index` as PyTorch applies it, as NumPy indices to apply one after the other: Tensor
+    indices (an integer tensor, a mask) read as their values, and integers selecting before
+    any array index applies.
 
     NumPy counts an integer among the array indices, so x[1, :, [2, 0]] of a (4, 5, 3) x is
     (2, 5) there but (5, 2) in PyTorch, which selects x[1] first; with both kinds present the
-    index runs in these two steps (each a getitem).
+    index becomes two steps: the integers and slices (basic indexing, a view), then the arrays
+    over what the first step left.
     """
     items = index if isinstance(index, tuple) else (index,)
     index = tuple(i.data if isinstance(i, Tensor) else i for i in items)
     if not (any(map(_is_integer, index)) and any(map(_is_advanced, index))):
-        return getitem(self, index=index if len(index) != 1 else index[0])
+        return (index if len(index) != 1 else index[0],)
     full = slice(None)
     first = []  # the integers, slices, None and Ellipsis, with arrays as full slices
     for item in index:
         if _is_advanced(item):
             array = np.asarray(item)
             first += [full] * (array.ndim if array.dtype == bool else 1)  # a mask spans its dims
-        else:
-            first.append(item)
+        else:  # a 0-d integer array as an int: NumPy would copy instead of giving a view
+            first.append(int(item) if _is_integer(item) else item)
     second = [  # the arrays, over what the first step left
         item if _is_advanced(item) or item is Ellipsis else full
         for item in index
         if not _is_integer(item)
     ]
-    return getitem(getitem(self, index=tuple(first)), index=tuple(second))
+    return tuple(first), tuple(second)
+
+
+def _getitem(self: Tensor, index: Any) -> Tensor:
+    """`t[index]`, as PyTorch (see _steps): each step a getitem."""
+    out = self
+    for step in _steps(index):
+        out = getitem(out, index=step)
+    return out
+
+
+def _setitem(self: Tensor, index: Any, value: Any) -> None:
+    """`t[index] = value`, in place, the index read as t[index] reads it (see _steps), where
+    PyTorch allows it and no gradient can go wrong: on a tensor that no recorded op computed
+    and that needs no gradient (a leaf that does may be written under `no_grad()`, to
+    initialise it). It is an in-place operation: the version goes up, so a pending backward()
+    that used the old values refuses to run."""
+    if self._record is not None or (self.requires_grad and is_grad_enabled()):
+        raise RuntimeError(
+            f"t[index] = value on a tensor of shape {self.shape} that "
+            + ("recorded ops computed" if self._record is not None else "requires a gradient")
+            + " would change what backward() differentiates: build the new tensor instead "
+            "(tg.where(mask, value, t), tg.cat, ...), or write a leaf under tg.no_grad()."
+        )
+    if not self._data.flags.writeable:
+        raise RuntimeError(
+            f"t[index] = value: the values of this tensor (shape {self.shape}) are read-only: "
+            "a pending backward() still needs them (or its array is a read-only view). "
+            "Call backward() first, or write to a clone()."
+        )
+    *leading, last = _steps(index)
+    target = self._data
+    for step in leading:  # integers and slices: a view of the same memory
+        target = target[step]
+    target[last] = value.data if isinstance(value, Tensor) else value
+    self._version += 1
 
 
 Tensor.__getitem__ = _getitem
+Tensor.__setitem__ = _setitem
 Tensor.gather = gather
 Tensor.index_select = index_select
 Tensor.masked_fill = masked_fill
