@@ -90,6 +90,11 @@ def _restore_axes(g: np.ndarray, ndim: int, axis: Axis, keepdims: bool) -> np.nd
     return g if keepdims else np.expand_dims(g, _reduced_axes(ndim, axis))
 
 
+def _drop_axes(out: np.ndarray, ndim: int, axis: Axis, keepdims: bool) -> np.ndarray:
+    """A reduction computed with keepdims=True, without its reduced axes unless keepdims."""
+    return out if keepdims else np.squeeze(out, axis=_reduced_axes(ndim, axis))
+
+
 def _count(x: np.ndarray, axis: Axis) -> int:
     return int(np.prod([x.shape[a] for a in _reduced_axes(x.ndim, axis)]))
 
@@ -182,7 +187,7 @@ def logsumexp(x, *, axis=None, keepdims=False):
     def vjp(g):
         return (_restore_axes(g, x.ndim, axis, keepdims) * np.exp(x - out),)
 
-    return (out if keepdims else np.squeeze(out, axis=_reduced_axes(x.ndim, axis))), vjp
+    return _drop_axes(out, x.ndim, axis, keepdims), vjp
 
 
 @primitive
@@ -249,40 +254,37 @@ def _extreme_vjp(x: np.ndarray, out: np.ndarray, axis: Axis, keepdims: bool):
 def max(x, *, axis=None, keepdims=False):
     out = np.max(x, axis=axis, keepdims=True)
     vjp = _extreme_vjp(x, out, axis, keepdims)
-    return (out if keepdims else np.squeeze(out, axis=_reduced_axes(x.ndim, axis))), vjp
+    return _drop_axes(out, x.ndim, axis, keepdims), vjp
 
 
 @primitive
 def min(x, *, axis=None, keepdims=False):
     out = np.min(x, axis=axis, keepdims=True)
     vjp = _extreme_vjp(x, out, axis, keepdims)
-    return (out if keepdims else np.squeeze(out, axis=_reduced_axes(x.ndim, axis))), vjp
+    return _drop_axes(out, x.ndim, axis, keepdims), vjp
 
 
 @primitive
 def norm(x, *, p=2, axis=None, keepdims=False):
     # z = (sum_i |x_i|^p)^(1/p), p >= 1:  dL/dx_i = g sign(x_i) |x_i|^(p-1) / z^(p-1)
     #   (p = 2: g x_i / z), and 0 where z = 0, PyTorch's subgradient (the formula is 0 / 0);
-    # p = inf: z = max_i |x_i|, dL/dx_i = g sign(x_i) [|x_i| = z] / #ties.
+    # p = inf: z = max_i |x_i|, dL/dx_i = g sign(x_i) [|x_i| = z] / #ties (max's VJP on |x|).
     magnitude = np.abs(x)
     if p == np.inf:
         out = np.max(magnitude, axis=axis, keepdims=True, initial=0)
-    elif p == 2:
+        largest_vjp = _extreme_vjp(magnitude, out, axis, keepdims)
+        return _drop_axes(out, x.ndim, axis, keepdims), lambda g: (np.sign(x) * largest_vjp(g)[0],)
+    if p == 2:
         out = np.sqrt(np.sum(magnitude * magnitude, axis=axis, keepdims=True))
     else:
         out = np.sum(magnitude**p, axis=axis, keepdims=True) ** (1 / p)
 
     def vjp(g):
-        g = _restore_axes(g, x.ndim, axis, keepdims)
-        if p == np.inf:
-            winners = magnitude == out
-            slope = np.sign(x) * winners / np.maximum(np.sum(winners, axis, keepdims=True), 1)
-        else:
-            safe = np.where(out > 0, out, 1)
-            slope = x / safe if p == 2 else np.sign(x) * (magnitude / safe) ** (p - 1)
-        return ((g * slope).astype(x.dtype, copy=False),)
+        safe = np.where(out > 0, out, 1)
+        slope = x / safe if p == 2 else np.sign(x) * (magnitude / safe) ** (p - 1)
+        return ((_restore_axes(g, x.ndim, axis, keepdims) * slope).astype(x.dtype, copy=False),)
 
-    return (out if keepdims else np.squeeze(out, axis=_reduced_axes(x.ndim, axis))), vjp
+    return _drop_axes(out, x.ndim, axis, keepdims), vjp
 
 
 _norm_over = norm

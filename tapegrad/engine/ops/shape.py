@@ -2,8 +2,8 @@
 permute and transpose (a swap of two axes, PyTorch's meaning), flip and roll, tile (repeat).
 
 Only reshape, expand, permute, flip and roll are primitives; the rest are reshapes (tile: a
-reshape, an expand and a reshape). Settings
-are keyword-only in the primitives; the public functions below them take PyTorch's arguments.
+reshape, an expand and a reshape). Settings are keyword-only in the primitives; the public
+functions below them take PyTorch's arguments.
 """
 
 from __future__ import annotations
