@@ -451,11 +451,6 @@ def _as_input(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else as_tensor(x)
 
 
-def _check_input(layer: Module, x: Tensor, ndim: int, axis: int, size: int, expected: str) -> None:
-    if x.ndim != ndim or x.shape[axis] != size:
-        raise ValueError(f"{layer!r} got input of shape {x.shape}, expected {expected}.")
-
-
 #: How Linear and Conv2d initialise: "pytorch" (the default), "he" (the course's), or a
 #: function of the weight's shape returning its array (the bias then starts at zero).
 Initialisation = str | Callable[[tuple[int, ...]], np.ndarray]
@@ -553,10 +548,12 @@ class Conv2d(Module):
     def forward(self, x: Tensor, relu: bool = False, pool: bool = False) -> Tensor:
         """The convolution of x; with relu then max(., 0), with pool then 2x2 max pooling
         with stride 2: one fused primitive (see ops.conv2d)."""
-        x = _as_input(x)
-        if x.ndim == 3:  # one unbatched image (C, H, W), as PyTorch: a batch of one
-            return self.forward(x.unsqueeze(0), relu, pool).squeeze(0)
-        _check_input(self, x, 4, 1, self.in_channels, f"(N, {self.in_channels}, H, W)")
+        x, channels = _as_input(x), self.in_channels
+        if x.ndim not in (3, 4) or x.shape[-3] != channels:  # (C, H, W): ops.conv2d's batch of one
+            raise ValueError(
+                f"{self!r} got input of shape {x.shape}, expected (N, {channels}, H, W) or one "
+                f"image ({channels}, H, W)."
+            )
         return ops.conv2d(
             x,
             self.weight,

@@ -263,6 +263,8 @@ def test_layers_take_one_unbatched_image():
     assert out.shape == (4, 3, 3)
     expected = reference(torch.from_numpy(image)).detach().numpy()
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"shape \(5, 6, 6\), expected \(N, 3, H, W\) or one"):
+        model(tg.zeros(5, 6, 6))
 
 
 @pytest.mark.parametrize("index", INDICES[:6], ids=repr)
