@@ -37,3 +37,21 @@ def prefer_full_width_vectors() -> bool:
         return False
     config.CPU_FEATURES = f"{features},{TUNING}"
     return True
+
+
+def vector_bytes() -> int:
+    """Width in bytes of the SIMD registers numba's code may use: 64 (AVX-512), 32 or 16.
+
+    Read from the features numba compiles with (after prefer_full_width_vectors). A CPU named
+    by NUMBA_CPU_NAME without NUMBA_CPU_FEATURES counts as AVX2: vectors wider than the target's
+    registers would still be correct, only split, and AVX2 is what such targets are used for.
+    """
+    features = config.CPU_FEATURES
+    if features is None:
+        if config.CPU_NAME not in (None, "host"):
+            return 32
+        features = codegen.get_host_cpu_features()
+    flags = set(features.split(","))
+    if "+avx512f" in flags:
+        return 64
+    return 32 if "+avx" in flags else 16

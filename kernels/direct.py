@@ -9,10 +9,10 @@ is a GEMM whose right-hand matrix is never stored: its rows are shifted slices o
 input. Columns with ow >= OW wrap into the next row; they are computed and thrown away (rows
 carry no right padding of their own, see _layout; for a 14x14 plane with 5x5 kernels that is
 14% extra work, far cheaper than writing im2col columns).
-The loops run over long contiguous slices in register blocks, which numba vectorises to the full
-SIMD width (AVX-512 here, where numpy's OpenBLAS is pinned to AVX2). The weight gradient is the
-same sum with output and taps exchanged (dot products over q); the input gradient is the forward
-convolution of the padded output gradient with the flipped, transposed weights.
+The GEMM runs in kernels.microkernel's register tile (8 output channels by 2 SIMD vectors of
+outputs, held in registers across every tap). The weight gradient is the same sum with output
+and taps exchanged (dot products over q); the input gradient is the forward convolution of the
+padded output gradient with the flipped, transposed weights.
 
 A ReLU, and a 2x2 max pooling after it, cost little inside the convolution: the forward pass
 clips and pools its output while it is still in cache, so only the pooled output (and the
@@ -34,10 +34,11 @@ import numpy as np
 from numba import njit, prange
 
 from ._geometry import ConvGeometry, round_up
+from .microkernel import ROWS as OUT_BLOCK
+from .microkernel import multiply_add_rows
 from .pool import pool_2x2_plane
 
 BLOCK = 4  # taps per register block; output channels per block of the weight gradient
-OUT_BLOCK = 8  # output channels per register block of the convolution
 ALIGN = 16  # slice lengths are padded to whole SIMD vectors
 
 
@@ -119,35 +120,6 @@ def _unpool_into(grad, gate, argmax, width, top, left, rows, row_width, dst):
                     out[r * row_width + s] = value
 
 
-@njit(cache=True, inline="always", fastmath={"contract"})
-def multiply_add_block(acc, x0, x1, x2, x3, w):
-    """acc[r, q] += sum_j w[r, j] x_j[q] for the 8 x 4 block w and 8 accumulator rows acc.
-
-    The register block of every shifted-slice GEMM (here and in kernels.winograd): its 32
-    weights stay in registers while 4 source rows stream through 8 accumulator rows in L1.
-    """
-    a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
-    a4, a5, a6, a7 = acc[4], acc[5], acc[6], acc[7]
-    w00, w01, w02, w03 = w[0, 0], w[0, 1], w[0, 2], w[0, 3]
-    w10, w11, w12, w13 = w[1, 0], w[1, 1], w[1, 2], w[1, 3]
-    w20, w21, w22, w23 = w[2, 0], w[2, 1], w[2, 2], w[2, 3]
-    w30, w31, w32, w33 = w[3, 0], w[3, 1], w[3, 2], w[3, 3]
-    w40, w41, w42, w43 = w[4, 0], w[4, 1], w[4, 2], w[4, 3]
-    w50, w51, w52, w53 = w[5, 0], w[5, 1], w[5, 2], w[5, 3]
-    w60, w61, w62, w63 = w[6, 0], w[6, 1], w[6, 2], w[6, 3]
-    w70, w71, w72, w73 = w[7, 0], w[7, 1], w[7, 2], w[7, 3]
-    for q in range(acc.shape[1]):
-        v0, v1, v2, v3 = x0[q], x1[q], x2[q], x3[q]
-        a0[q] += w00 * v0 + w01 * v1 + w02 * v2 + w03 * v3
-        a1[q] += w10 * v0 + w11 * v1 + w12 * v2 + w13 * v3
-        a2[q] += w20 * v0 + w21 * v1 + w22 * v2 + w23 * v3
-        a3[q] += w30 * v0 + w31 * v1 + w32 * v2 + w33 * v3
-        a4[q] += w40 * v0 + w41 * v1 + w42 * v2 + w43 * v3
-        a5[q] += w50 * v0 + w51 * v1 + w52 * v2 + w53 * v3
-        a6[q] += w60 * v0 + w61 * v1 + w62 * v2 + w63 * v3
-        a7[q] += w70 * v0 + w71 * v1 + w72 * v2 + w73 * v3
-
-
 @njit(cache=True, parallel=True, fastmath={"contract"})
 def _shifted_conv(padded, weights, shifts, bias, row_width, span, out_h, out_w, relu, out, argmax):
     """out[n, o, oh, ow] = bias[o] + sum_k weights[o, k] * padded[n, shifts[k] + oh * W + ow].
@@ -157,7 +129,7 @@ def _shifted_conv(padded, weights, shifts, bias, row_width, span, out_h, out_w, 
     relu, out is max(out, 0) instead (NaN stays NaN). With a non-empty argmax, out and argmax
     are (N, O, out_h // 2, out_w // 2): the 2x2 max pooling of that output and where each
     maximum was, exactly as kernels.pool computes them. One task per (image, 8 output
-    channels). Blocks of 8 channels x 4 taps measured fastest of 2-16 x 2-16.
+    channels), whose GEMM is kernels.microkernel's register tile.
     """
     n_images, out_channels = out.shape[0], out.shape[1]
     n_blocks = weights.shape[0] // OUT_BLOCK
@@ -170,12 +142,7 @@ def _shifted_conv(padded, weights, shifts, bias, row_width, span, out_h, out_w, 
         acc = np.empty((OUT_BLOCK, span), dtype=out.dtype)
         for r in range(OUT_BLOCK):
             acc[r, :] = bias[o + r]
-        for k in range(0, weights.shape[1], BLOCK):
-            x0 = x[shifts[k] : shifts[k] + span]
-            x1 = x[shifts[k + 1] : shifts[k + 1] + span]
-            x2 = x[shifts[k + 2] : shifts[k + 2] + span]
-            x3 = x[shifts[k + 3] : shifts[k + 3] + span]
-            multiply_add_block(acc, x0, x1, x2, x3, weights[o : o + OUT_BLOCK, k : k + BLOCK])
+        multiply_add_rows(weights, o, x, shifts, weights.shape[1], acc)
         for r in range(min(OUT_BLOCK, out_channels - o)):
             if relu:
                 for q in range(span):

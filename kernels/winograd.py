@@ -36,15 +36,13 @@ import numpy as np
 from numba import njit, prange
 
 from ._geometry import ConvGeometry, round_up
-from .direct import multiply_add_block
 from .epilogue import unfused
+from .microkernel import ROWS, multiply_add_rows
 
 TILE = 4  # m: output pixels per tile side
 KERNEL = 3  # r
 SPAN = TILE + KERNEL - 1  # a: input (and transformed) tile side
 POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)  # interpolation points, plus the one at infinity
-ROWS = 8  # tiles per register block of the GEMM
-TAPS = 4  # channels per register block of the GEMM
 ALIGN = 16  # GEMM rows are padded to whole SIMD vectors
 TILES_PER_TASK = 96  # tiles a parallel task gathers before its GEMMs (whole images)
 
@@ -77,22 +75,17 @@ def transform_matrices(
     return at, g, bt
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True)
 def _gemm(coef, src, out):
-    """out += coef @ src for coef (R, Q), src (Q, S), out (R, S); R a multiple of 8, Q of 4.
+    """out += coef @ src for coef (R, Q), src (Q, S), out (R, S); R a multiple of 8.
 
-    Blocks of 8 rows x 4 taps, with the register block of kernels.direct.
+    src and out C-contiguous, S a multiple of ALIGN; kernels.microkernel's register tile.
     """
     n_rows, n_taps = coef.shape
-    span = out.shape[1]
-    # A fresh accumulator, which LLVM knows aliases nothing, lets the block vectorise.
-    acc = np.empty((ROWS, span), dtype=out.dtype)
+    offsets = np.arange(n_taps) * src.shape[1]
+    flat_src = src.reshape(-1)
     for r in range(0, n_rows, ROWS):
-        acc[:] = out[r : r + ROWS]
-        for k in range(0, n_taps, TAPS):
-            w = coef[r : r + ROWS, k : k + TAPS]
-            multiply_add_block(acc, src[k], src[k + 1], src[k + 2], src[k + 3], w)
-        out[r : r + ROWS] = acc
+        multiply_add_rows(coef, r, flat_src, offsets, n_taps, out[r : r + ROWS])
 
 
 @njit(cache=True, fastmath={"contract"})
