@@ -76,8 +76,9 @@ def transform_matrices(
 
 
 @njit(cache=True)
-def _gemm(coef, src, out):
-    """out += coef @ src for coef (R, Q), src (Q, S), out (R, S); R a multiple of 8.
+def _gemm(coef, src, out, accumulate):
+    """out += coef @ src (out = coef @ src without accumulate) for coef (R, Q), src (Q, S),
+    out (R, S); R a multiple of 8.
 
     src and out C-contiguous, S a multiple of ALIGN; kernels.microkernel's register tile.
     """
@@ -85,7 +86,7 @@ def _gemm(coef, src, out):
     offsets = np.arange(n_taps) * src.shape[1]
     flat_src = src.reshape(-1)
     for r in range(0, n_rows, ROWS):
-        multiply_add_rows(coef, r, flat_src, offsets, n_taps, out[r : r + ROWS])
+        multiply_add_rows(coef, r, flat_src, offsets, n_taps, out[r : r + ROWS], accumulate)
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -194,13 +195,14 @@ def _winograd_conv(x, pad, u, bias, bt, at, images_per_task, out):
         last = min(n_images, first + images_per_task)
         buffer = np.zeros((tiles_y * TILE + s - TILE, TILE, tiles_x + 1, in_pad), x.dtype)
         rows = np.empty((s, TILE, tiles_x + 1, in_pad), x.dtype)
-        v = np.zeros((n_xi, n_rows, in_pad), x.dtype)
+        v = np.empty((n_xi, n_rows, in_pad), x.dtype)
+        v[:, (last - first) * per_image :] = 0  # rows past the last tile
         for n in range(first, last):
             _to_channels_last(x[n], pad, pad, buffer)
             _input_transform(buffer, bt, (n - first) * per_image, tiles_y, tiles_x, rows, v)
-        m = np.zeros((n_xi, n_rows, out_pad), x.dtype)
+        m = np.empty((n_xi, n_rows, out_pad), x.dtype)
         for xi in range(n_xi):
-            _gemm(v[xi], u[xi], m[xi])
+            _gemm(v[xi], u[xi], m[xi], False)
         # Output transform, a row of tiles at a time: half = A^T M, block = half A.
         flat_m = m.reshape(-1)
         half = np.empty(TILE * s * length, x.dtype)
@@ -289,7 +291,7 @@ def _winograd_weight_grad(x, pad, grad, bt, at, images_per_task, n_workers, part
                             dst_starts[j] = ((k * s + j) * n_rows + t) * out_pad
                         _combine(a, half, src_starts, flat_z, dst_starts, length)
             for xi in range(n_xi):
-                _gemm(v[xi].T, z[xi], acc[xi])
+                _gemm(v[xi].T, z[xi], acc[xi], True)
 
 
 @njit(cache=True, parallel=True)

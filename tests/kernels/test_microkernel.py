@@ -43,14 +43,15 @@ def test_vectors_refuse_integer_arrays():
 
 
 @njit
-def _multiply_add(coef, row, src, offsets, n_taps, acc):
-    multiply_add_rows(coef, row, src, offsets, n_taps, acc)
+def _multiply_add(coef, row, src, offsets, n_taps, acc, accumulate):
+    multiply_add_rows(coef, row, src, offsets, n_taps, acc, accumulate)
 
 
+@pytest.mark.parametrize("accumulate", [True, False])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("vectors", [1, 2, 3, 5])  # even and odd numbers of vectors per row
-def test_register_tile_matches_numpy(dtype, vectors):
-    """acc[i, q] += sum_k coef[row + i, k] src[offsets[k] + q], with overlapping, unordered
+def test_register_tile_matches_numpy(dtype, vectors, accumulate):
+    """acc[i, q] (+)= sum_k coef[row + i, k] src[offsets[k] + q], with overlapping, unordered
     source rows and a strided coefficient matrix, as the convolutions use it."""
     rng = np.random.default_rng(vectors)
     span = vectors * _lanes(np.zeros(1, dtype))
@@ -60,8 +61,12 @@ def test_register_tile_matches_numpy(dtype, vectors):
     coef = rng.standard_normal((n_taps, 2 * (row + ROWS))).astype(dtype).T[::2]  # strided
     acc = rng.standard_normal((ROWS, span)).astype(dtype)
     rows = np.stack([src[o : o + span] for o in offsets])  # (n_taps, span)
-    expected = acc + coef[row : row + ROWS].astype(np.float64) @ rows.astype(np.float64)
-    _multiply_add(coef, row, src, offsets, n_taps, acc)
+    expected = coef[row : row + ROWS].astype(np.float64) @ rows.astype(np.float64)
+    if accumulate:
+        expected += acc
+    else:
+        acc[:] = np.nan  # must not reach the result
+    _multiply_add(coef, row, src, offsets, n_taps, acc, accumulate)
     tolerance = 1e-5 if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(acc, expected, rtol=tolerance, atol=tolerance)
 
