@@ -48,6 +48,11 @@ def _vector_of(array: types.Array) -> Vector:
     return Vector(array.dtype, VECTOR_BYTES // (array.dtype.bitwidth // 8))
 
 
+def _contiguous(name: str, array: types.Array) -> None:
+    if not isinstance(array, types.Array) or array.layout != "C":
+        raise TypeError(f"simd.{name}: a C-contiguous array, indexed flat, got {array}")
+
+
 def _address(context, builder, array_type, array, index):
     """Pointer to the flat element `index` of a C-contiguous array."""
     data = context.make_array(array_type)(context, builder, array).data
@@ -68,6 +73,7 @@ def lanes(typingctx, array):
 @intrinsic
 def load(typingctx, array, index):
     """The vector array.flat[index : index + lanes] (unaligned)."""
+    _contiguous("load", array)
     vector = _vector_of(array)
 
     def codegen(context, builder, signature, args):
@@ -81,6 +87,7 @@ def load(typingctx, array, index):
 @intrinsic
 def store(typingctx, array, index, value):
     """array.flat[index : index + lanes] = value (unaligned)."""
+    _contiguous("store", array)
     if value != _vector_of(array):
         raise TypeError(f"simd.store: {value} does not fit {array}")
 

@@ -37,9 +37,16 @@ def test_vectors_compute_what_numpy_does(dtype):
     np.testing.assert_allclose(y, expected, rtol=1e-6 if dtype == np.float32 else 1e-14)
 
 
-def test_vectors_refuse_integer_arrays():
+@njit
+def _first_vector(x):
+    return simd.load(x, 0)
+
+
+def test_vectors_refuse_integer_and_strided_arrays():
     with pytest.raises(Exception, match="float arrays only"):
         _lanes(np.zeros(4, np.int64))
+    with pytest.raises(Exception, match="C-contiguous"):  # a flat index would be wrong there
+        _first_vector(np.zeros((64, 2), np.float32)[:, 0])
 
 
 @njit
