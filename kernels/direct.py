@@ -34,11 +34,10 @@ import numpy as np
 from numba import njit, prange
 
 from ._geometry import ConvGeometry, round_up
-from .microkernel import ROWS as OUT_BLOCK
-from .microkernel import multiply_add_rows
+from .microkernel import ROWS, multiply_add_rows
 from .pool import pool_2x2_plane
 
-BLOCK = 4  # taps per register block; output channels per block of the weight gradient
+BLOCK = 4  # taps and output channels per 4 x 4 block of the weight gradient's dot products
 ALIGN = 16  # slice lengths are padded to whole SIMD vectors
 
 
@@ -132,18 +131,18 @@ def _shifted_conv(padded, weights, shifts, bias, row_width, span, out_h, out_w, 
     channels), whose GEMM is kernels.microkernel's register tile.
     """
     n_images, out_channels = out.shape[0], out.shape[1]
-    n_blocks = weights.shape[0] // OUT_BLOCK
+    n_blocks = weights.shape[0] // ROWS
     zero = out.dtype.type(0)
     pooling = argmax.size > 0
     for task in prange(n_images * n_blocks):
         n = task // n_blocks
-        o = (task % n_blocks) * OUT_BLOCK
+        o = (task % n_blocks) * ROWS
         x = padded[n]
-        acc = np.empty((OUT_BLOCK, span), dtype=out.dtype)
-        for r in range(OUT_BLOCK):
+        acc = np.empty((ROWS, span), dtype=out.dtype)
+        for r in range(ROWS):
             acc[r, :] = bias[o + r]
         multiply_add_rows(weights, o, x, shifts, weights.shape[1], acc)
-        for r in range(min(OUT_BLOCK, out_channels - o)):
+        for r in range(min(ROWS, out_channels - o)):
             if relu:
                 for q in range(span):
                     value = acc[r, q]
@@ -349,7 +348,7 @@ def _convolve(
     relu: bool = False,
     argmax: np.ndarray | None = None,
 ) -> None:
-    weights, shifts = _taps(w, layout, out_block=OUT_BLOCK)
+    weights, shifts = _taps(w, layout, out_block=ROWS)
     bias8 = np.zeros(weights.shape[0], dtype=out.dtype)
     bias8[: bias.size] = bias
     n_images = padded.shape[0]
