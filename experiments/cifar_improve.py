@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench.machine import machine_info
 from common import run_main
 
 import tapegrad as tg
@@ -458,6 +459,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = Net(settings["widths"], hyper["batchnorm_momentum"], hyper["head_scale"])
     if args.framework == "tapegrad":
         _compile(model)  # numba compilation is outside the budget
+    machine = machine_info(use_torch=args.framework == "torch")  # budget results depend on it
 
     clock = time.perf_counter()
     excluded = 0.0  # seconds of per-epoch evaluation, kept out of the timed work
@@ -590,6 +592,7 @@ def main(argv: list[str] | None = None) -> dict:
             "per_epoch_evaluation_seconds_excluded": excluded,
             "epoch_test_accuracy": curves["test_accuracy"],
             "epoch_test_seconds": curves["test_accuracy_seconds"],
+            "machine": machine,
         },
     )
     _plot_curves(history, curves, out / "curves.png")

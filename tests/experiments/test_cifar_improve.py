@@ -297,6 +297,13 @@ def test_summary_times_each_threshold_by_the_first_measurement_reaching_it(
     assert run["minutes_to_0.93"] == 10.0  # the second epoch, not the later dip
     assert run["minutes_to_0.94"] == 25.0  # only the final, test-time-augmented accuracy
     assert run["framework"] == "torch" and run["preset"] == "30"
+    assert run["machine"] == "not recorded"  # a run from before cifar_improve recorded it
+    metrics["machine"] = {"processor": "Some CPU (family 6, model 1)"}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    assert (
+        load_experiment("cifar_summary").load_run(tmp_path)["machine"]
+        == metrics["machine"]["processor"]
+    )
     with pytest.raises(FileNotFoundError, match="no metrics.json"):
         load_experiment("cifar_summary").load_run(tmp_path / "missing")
 
@@ -304,7 +311,7 @@ def test_summary_times_each_threshold_by_the_first_measurement_reaching_it(
 def test_summary_gives_tapegrads_minutes_over_pytorchs(load_experiment):
     summary = load_experiment("cifar_summary")
 
-    def run(framework, minutes, to_93, to_94):
+    def run(framework, minutes, to_93, to_94, machine="A"):
         return {
             "run": f"{framework}-{minutes}",
             "preset": "airbench94",
@@ -316,14 +323,20 @@ def test_summary_gives_tapegrads_minutes_over_pytorchs(load_experiment):
             "minutes": minutes,
             "minutes_to_0.93": to_93,
             "minutes_to_0.94": to_94,
+            "machine": machine,
         }
 
     runs = [run("tapegrad", 50.0, 40.0, None), run("tapegrad", 60.0, 50.0, 58.0)]
     runs.append(run("torch", 40.0, 30.0, 38.0))
     table = summary.summary_table(runs)
     # (50 + 60) / 2 / 40 and 45 / 30; one tapegrad run never reached 94 %
-    assert "| airbench94 | 1.38 | 1.50 | - |" in table
+    assert "| airbench94 | A | 1.38 | 1.50 | - |" in table
     assert "minutes over PyTorch's" not in summary.summary_table(runs[:2])
+    # runs on different machines are never averaged or compared
+    elsewhere = summary.summary_table([*runs[:2], run("torch", 40.0, 30.0, 38.0, machine="B")])
+    assert "minutes over PyTorch's" not in elsewhere
+    assert "| airbench94 | tapegrad | A | 2 | 94.00 % | 55.0 |" in elsewhere
+    assert "| airbench94 | torch | B | 1 | 94.00 % | 40.0 |" in elsewhere
 
 
 def test_budget_smoke_run_stays_within_its_budget(data_root, tmp_path, load_experiment):
@@ -341,6 +354,10 @@ def test_budget_smoke_run_stays_within_its_budget(data_root, tmp_path, load_expe
     assert metrics["epochs"] > 0 and 0 <= metrics["test_accuracy"] <= 1
     assert metrics["settings"]["budget_minutes"] == budget_minutes
     assert metrics["settings"]["epochs"] is None
+    # a budget's result depends on the machine, so the run says which it was
+    machine = metrics["machine"]
+    assert machine["cpu_count"] >= 1 and machine["numba_threads"] >= 1
+    assert machine["processor"] and machine["numba"]
 
 
 def test_the_committed_model_gives_its_runs_predictions(data_root, tmp_path, load_experiment):
