@@ -54,12 +54,12 @@ from tapegrad.engine.tensor import Tensor, as_tensor
 from tapegrad.train import History, predict_logits, weight_decay_loss
 
 #: Network width per block, batch size and test-time augmentation for each budget in minutes
-#: (see experiments/README.md): 10 minutes keeps the narrow network (about 6 epochs here);
-#: 30 and 60 train airbench94's network with its recipe scheduled to the budget (about 5.5
-#: and 11.5 epochs on the 2-core Intel machine of 2026-11-30), and 120 airbench95's widths and
-#: learning rate (12 of its 15 epochs fit). A preset's "recipe" overrides HYPER.
+#: (see experiments/README.md): 10, 30 and 60 train airbench94's network with its recipe
+#: scheduled to the budget (10 and 30 minutes are about 4.7 and 16 epochs on the 2-core Intel
+#: machine of 2026-12-01, model 167), and 120 airbench95's widths and learning rate. A
+#: preset's "recipe" overrides HYPER.
 PRESETS = {
-    10: {"widths": (32, 64, 128), "batch_size": 256, "tta": "flip"},
+    10: {"widths": (64, 256, 256), "batch_size": 1024, "tta": "flip-translate"},
     30: {"widths": (64, 256, 256), "batch_size": 1024, "tta": "flip-translate"},
     60: {"widths": (64, 256, 256), "batch_size": 1024, "tta": "flip-translate"},
     120: {

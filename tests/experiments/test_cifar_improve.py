@@ -45,7 +45,8 @@ def test_settings_come_from_the_preset_then_the_command_line(load_experiment):
     assert airbench["tta"] == "flip-translate"
     budget = _settings(script, "--budget-minutes", "12")
     assert budget["budget_minutes"] == 12 and budget["epochs"] is None
-    assert budget["widths"] == script.PRESETS[10]["widths"] and budget["tta"] == "flip"
+    assert budget["widths"] == script.PRESETS[10]["widths"]
+    assert budget["tta"] == script.PRESETS[10]["tta"]
     mixed = _settings(
         script, "--preset", "30", "--epochs", "3", "--widths", "16,32,64", "--tta", "none"
     )
