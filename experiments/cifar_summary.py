@@ -2,15 +2,15 @@
 
     python experiments/cifar_summary.py RUN_DIR [RUN_DIR ...] [--out DIR]
 
-Reads each run's metrics.json (written by cifar_improve.py) and
-writes `summary.md` (one row per run, then the mean of each preset and framework over its
-seeds) and `accuracy_vs_minutes.png`: every run as a point at its total minutes (training and
-the final test-time-augmented evaluation), tapegrad and PyTorch with their own markers, the
-issue's targets drawn as steps. "Minutes to 93 % / 94 %" is the first time the run's test
-accuracy was at least that much: after an epoch (live weights, no TTA; `--eval-every-epoch`
-runs only) or at the end (the reported accuracy, with TTA). Means and ratios are taken per
-machine, the CPU each run recorded (a budget buys different work on different machines);
-runs from before cifar_improve recorded it form one group of their own.
+Reads each run's metrics.json (written by cifar_improve.py) and writes `summary.md` (one row
+per run, then the mean of each preset and framework over its seeds) and
+`accuracy_vs_minutes.png`: every run as a point at its total minutes (training and the final
+test-time-augmented evaluation), tapegrad and PyTorch with their own markers and each machine
+with its own colour, the issue's targets drawn as steps. "Minutes to 93 % / 94 %" is the first
+time the run's test accuracy was at least that much: after an epoch (live weights, no TTA;
+`--eval-every-epoch` runs only) or at the end (the reported accuracy, with TTA). Means and
+ratios are taken per machine, the CPU each run recorded (a budget buys different work on
+different machines); runs from before cifar_improve recorded it form one group of their own.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ TARGETS = {10: 0.915, 30: 0.940, 120: 0.950}
 THRESHOLDS = (0.93, 0.94)
 #: The machine of runs whose metrics.json predates the record of it.
 UNRECORDED = "not recorded"
+#: One colour per machine in the plot (red is the targets').
+MACHINE_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown")
 
 
 def load_run(directory: Path) -> dict[str, Any]:
@@ -127,19 +129,24 @@ def _framework_ratios(groups: dict[tuple[str, str, str], list[dict[str, Any]]]) 
 
 
 def plot_accuracy_vs_minutes(runs: list[dict[str, Any]], path: Path) -> None:
-    """Each run as a point (accuracy against total minutes), the targets as a step line."""
+    """Each run as a point (accuracy against total minutes), a marker per framework and a
+    colour per machine; the targets as a step line."""
     figure = Figure(figsize=(7, 4.5))
     axes = figure.subplots()
-    markers = {"tapegrad": ("o", "tab:blue"), "torch": ("s", "tab:orange")}
-    for framework, (marker, colour) in markers.items():
-        chosen = [r for r in runs if r["framework"] == framework]
-        if chosen:
+    markers = {"tapegrad": "o", "torch": "s"}
+    machines = sorted({r["machine"] for r in runs})
+    colours = dict(zip(machines, MACHINE_COLOURS, strict=False))
+    for framework, marker in markers.items():
+        for machine in machines:
+            chosen = [r for r in runs if (r["framework"], r["machine"]) == (framework, machine)]
+            if not chosen:
+                continue
             axes.scatter(
                 [r["minutes"] for r in chosen],
                 [100 * r["accuracy"] for r in chosen],
                 marker=marker,
-                color=colour,
-                label=f"{framework} (one point per run)",
+                color=colours.get(machine, "tab:gray"),
+                label=f"{framework}, {machine}",
             )
             for r in chosen:
                 axes.annotate(
@@ -159,7 +166,7 @@ def plot_accuracy_vs_minutes(runs: list[dict[str, Any]], path: Path) -> None:
     axes.set_ylabel("test accuracy, % (final, with TTA)")
     axes.set_title("CIFAR-10: test accuracy against wall-clock minutes")
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
+    axes.legend(loc="lower right", fontsize=7, title="one point per run", title_fontsize=7)
     plots.save_figure(figure, path)
 
 
