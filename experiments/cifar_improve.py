@@ -130,10 +130,11 @@ WHITENING_IMAGES = 5000
 #: Forward passes per test image of each test-time augmentation level.
 TTA_VIEWS = {"none": 1, "flip": 2, "flip-translate": 6}
 EVAL_BATCH = 500
-#: What one test view's forward pass costs in a budget run, in training images: 0.30-0.36
-#: measured alone on both machines (airbench94's network: 60,000 views in 137 s against 156
-#: training images/s); the rest is margin for a machine shared with light work.
-EVAL_COST = 0.5
+#: A budget run keeps back the final evaluation's time, estimated from a test batch's forward
+#: pass timed at step EVAL_TIMED_AT and scaled with the training speed as it changes; this
+#: margin (and 5 s) covers a machine shared with light work.
+EVAL_TIMED_AT = 10
+EVAL_MARGIN = 1.15
 
 
 def normalise(images: np.ndarray) -> np.ndarray:
@@ -330,6 +331,16 @@ class TapegradTrainer:
         return self.model.state_dict()
 
 
+def seconds_per_view(trainer: Any, images: np.ndarray) -> float:
+    """Seconds the evaluation takes per test image, timed on a second batch (the first one
+    allocates); `trainer` is either framework's."""
+    batch = images[:EVAL_BATCH]
+    trainer.predict(batch)
+    started = time.perf_counter()
+    trainer.predict(batch)
+    return (time.perf_counter() - started) / len(batch)
+
+
 def pick_preset(budget_minutes: float) -> int:
     """The largest preset whose budget fits in the one asked for (the smallest otherwise)."""
     fitting = [minutes for minutes in PRESETS if minutes <= budget_minutes]
@@ -507,14 +518,17 @@ def main(argv: list[str] | None = None) -> dict:
             if total_steps is not None:
                 progress["fraction"] = min(step / total_steps, 1.0)
             else:
-                # The final evaluation is kept back at EVAL_COST training images per view
-                # (measured once the first steps, slow to start, are behind).
+                # Training speed is measured once the first steps, slow to start, are behind;
+                # a test view's cost, in training images, once at EVAL_TIMED_AT.
                 if step == 5:
                     start_seconds, start_images = timed(), images_seen
                 elif step > 5:
                     seconds_per_image = (timed() - start_seconds) / (images_seen - start_images)
-                    views = TTA_VIEWS[settings["tta"]] * len(x_test)
-                    reserve = views * seconds_per_image * EVAL_COST + 15
+                    if step == EVAL_TIMED_AT:
+                        view_cost = seconds_per_view(trainer, x_test) / seconds_per_image
+                    if step >= EVAL_TIMED_AT:
+                        views = TTA_VIEWS[settings["tta"]] * len(x_test)
+                        reserve = views * view_cost * seconds_per_image * EVAL_MARGIN + 5
                 progress["fraction"] = min(timed() / max(budget - reserve, 1e-9), 1.0)
             done = progress["fraction"] >= 1.0
             trainer.set_lr_factor(schedule(progress["fraction"]))  # the next step's rate

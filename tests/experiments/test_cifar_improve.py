@@ -352,7 +352,8 @@ def test_budget_smoke_run_stays_within_its_budget(data_root, tmp_path, load_expe
         ]
     )
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["total_seconds"] <= budget_minutes * 60 + 5
+    # the final evaluation's time is kept back, measured rather than guessed generously
+    assert 0.6 * budget_minutes * 60 <= metrics["total_seconds"] <= budget_minutes * 60 + 5
     assert metrics["epochs"] > 0 and 0 <= metrics["test_accuracy"] <= 1
     assert metrics["settings"]["budget_minutes"] == budget_minutes
     assert metrics["settings"]["epochs"] is None
