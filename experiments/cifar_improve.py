@@ -54,12 +54,12 @@ from tapegrad.engine.tensor import Tensor, as_tensor
 from tapegrad.train import History, predict_logits, weight_decay_loss
 
 #: Network width per block, batch size and test-time augmentation for each budget in minutes
-#: (see experiments/README.md): 10, 30 and 60 train airbench94's network with its recipe
-#: scheduled to the budget (10 and 30 minutes are about 4.7 and 16 epochs on the 2-core Intel
-#: machine of 2026-12-01, model 167), and 120 airbench95's widths and learning rate. A
-#: preset's "recipe" overrides HYPER.
+#: (see experiments/README.md), each with airbench94's recipe scheduled to the budget: 30 and
+#: 60 train airbench94's network (30 minutes are about 14 epochs on the 2-core AMD EPYC of
+#: 2026-12-02), 10 a narrower one at batch 512 (about 4.6 epochs there), and 120 airbench95's
+#: widths and learning rate. A preset's "recipe" overrides HYPER.
 PRESETS = {
-    10: {"widths": (64, 256, 256), "batch_size": 1024, "tta": "flip-translate"},
+    10: {"widths": (64, 192, 192), "batch_size": 512, "tta": "flip-translate"},
     30: {"widths": (64, 256, 256), "batch_size": 1024, "tta": "flip-translate"},
     60: {"widths": (64, 256, 256), "batch_size": 1024, "tta": "flip-translate"},
     120: {
