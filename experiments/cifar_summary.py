@@ -3,7 +3,7 @@
     python experiments/cifar_summary.py RUN_DIR [RUN_DIR ...] [--out DIR]
 
 Reads each run's metrics.json (written by cifar_improve.py) and writes `summary.md` (one row
-per run, then the mean of each preset and framework over its seeds) and
+per run, then the mean of each preset, network and framework over its seeds) and
 `accuracy_vs_minutes.png`: every run as a point at its total minutes (training and the final
 test-time-augmented evaluation), tapegrad and PyTorch with their own markers and each machine
 with its own colour, the issue's targets drawn as steps. "Minutes to 93 % / 94 %" is the first
@@ -11,6 +11,7 @@ time the run's test accuracy was at least that much: after an epoch (live weight
 `--eval-every-epoch` runs only) or at the end (the reported accuracy, with TTA). Means and
 ratios are taken per machine, the CPU each run recorded (a budget buys different work on
 different machines); runs from before cifar_improve recorded it form one group of their own.
+A preset is also told apart by its network and batch, which change when it is retuned.
 """
 
 from __future__ import annotations
@@ -48,9 +49,11 @@ def load_run(directory: Path) -> dict[str, Any]:
     times = [s / 60 for s in metrics.get("epoch_test_seconds", [])]
     accuracies = metrics.get("epoch_test_accuracy", [])[: len(times)]
     checkpoints = [*zip(times, accuracies, strict=True), (minutes, metrics["test_accuracy"])]
+    widths, batch_size = settings.get("widths"), settings.get("batch_size")
     return {
         "run": directory.name,
         "preset": str(settings.get("preset")),
+        "network": f"{'/'.join(map(str, widths))}, batch {batch_size}" if widths else "-",
         "framework": settings.get("framework", "tapegrad"),
         "seed": settings.get("seed"),
         "tta": settings.get("tta"),
@@ -72,29 +75,33 @@ def _minutes(value: float | None) -> str:
 
 
 def summary_table(runs: list[dict[str, Any]]) -> str:
-    """Markdown: one row per run, then the mean over seeds of each preset, framework and
-    machine."""
+    """Markdown: one row per run, then the mean over seeds of each preset, network, framework
+    and machine."""
     header = (
-        "| run | preset | framework | seed | TTA | test accuracy | epochs | minutes | "
+        "| run | preset | network | framework | seed | TTA | test accuracy | epochs | minutes | "
         "minutes to 93 % | minutes to 94 % | machine |\n"
-        "|---|---|---|---:|---|---:|---:|---:|---:|---:|---|"
+        "|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---|"
     )
     lines = [header]
     for run in runs:
         lines.append(
-            f"| {run['run']} | {run['preset']} | {run['framework']} | {run['seed']} | "
+            f"| {run['run']} | {run['preset']} | {run['network']} | {run['framework']} | "
+            f"{run['seed']} | "
             f"{run['tta']} | {100 * run['accuracy']:.2f} % | {run['epochs']:.2f} | "
             f"{run['minutes']:.1f} | {_minutes(run['minutes_to_0.93'])} | "
             f"{_minutes(run['minutes_to_0.94'])} | {run['machine']} |"
         )
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
-        groups[run["preset"], run["framework"], run["machine"]].append(run)
-    lines += ["", "| preset | framework | machine | seeds | mean test accuracy | mean minutes |"]
-    lines.append("|---|---|---|---:|---:|---:|")
-    for (preset, framework, machine), members in groups.items():
+        groups[run["preset"], run["network"], run["framework"], run["machine"]].append(run)
+    lines += [
+        "",
+        "| preset | network | framework | machine | seeds | mean test accuracy | mean minutes |",
+        "|---|---|---|---|---:|---:|---:|",
+    ]
+    for (preset, network, framework, machine), members in groups.items():
         lines.append(
-            f"| {preset} | {framework} | {machine} | {len(members)} | "
+            f"| {preset} | {network} | {framework} | {machine} | {len(members)} | "
             f"{100 * statistics.mean(r['accuracy'] for r in members):.2f} % | "
             f"{statistics.mean(r['minutes'] for r in members):.1f} |"
         )
@@ -102,14 +109,17 @@ def summary_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _framework_ratios(groups: dict[tuple[str, str, str], list[dict[str, Any]]]) -> list[str]:
-    """For each preset run in both frameworks on one machine: tapegrad's mean minutes over
-    PyTorch's, for the whole run and to each threshold that every run of both reached (issue
-    16's ratio)."""
+def _framework_ratios(
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]],
+) -> list[str]:
+    """For each preset and network run in both frameworks on one machine: tapegrad's mean
+    minutes over PyTorch's, for the whole run and to each threshold that every run of both
+    reached (issue 16's ratio)."""
     lines = []
-    for preset, machine in sorted({(preset, machine) for preset, _, machine in groups}):
-        ours = groups.get((preset, "tapegrad", machine))
-        theirs = groups.get((preset, "torch", machine))
+    pairs = sorted({(preset, network, machine) for preset, network, _, machine in groups})
+    for preset, network, machine in pairs:
+        ours = groups.get((preset, network, "tapegrad", machine))
+        theirs = groups.get((preset, network, "torch", machine))
         if not ours or not theirs:
             continue
         cells = []
@@ -120,12 +130,12 @@ def _framework_ratios(groups: dict[tuple[str, str, str], list[dict[str, Any]]]) 
             else:
                 ratio = statistics.mean(minutes_ours) / statistics.mean(minutes_theirs)
                 cells.append(f"{ratio:.2f}")
-        lines.append(f"| {preset} | {machine} | {' | '.join(cells)} |")
+        lines.append(f"| {preset} | {network} | {machine} | {' | '.join(cells)} |")
     if not lines:
         return []
-    header = "| preset | machine | whole run | to 93 % | to 94 % |"
+    header = "| preset | network | machine | whole run | to 93 % | to 94 % |"
     title = "tapegrad's minutes over PyTorch's (means over seeds; - where a run never reached it):"
-    return ["", title, "", header, "|---|---|---:|---:|---:|", *lines]
+    return ["", title, "", header, "|---|---|---|---:|---:|---:|", *lines]
 
 
 def plot_accuracy_vs_minutes(runs: list[dict[str, Any]], path: Path) -> None:

@@ -242,7 +242,8 @@ def test_fixed_epochs_smoke_run_then_evaluate_reproduces_it(data_root, tmp_path,
     assert [run["accuracy"] for run in summary] == [results["test_accuracy"]]
     table = (tmp_path / "sum" / "summary.md").read_text()
     accuracy = f"{100 * results['test_accuracy']:.2f} %"
-    assert f"| run | airbench94 | tapegrad | 0 | flip-translate | {accuracy}" in table
+    row = f"| run | airbench94 | 8/16/16, batch 64 | tapegrad | 0 | flip-translate | {accuracy}"
+    assert row in table
     assert (tmp_path / "sum" / "accuracy_vs_minutes.png").stat().st_size > 10_000
 
 
@@ -299,6 +300,7 @@ def test_summary_times_each_threshold_by_the_first_measurement_reaching_it(
     assert run["minutes_to_0.93"] == 10.0  # the second epoch, not the later dip
     assert run["minutes_to_0.94"] == 25.0  # only the final, test-time-augmented accuracy
     assert run["framework"] == "torch" and run["preset"] == "30"
+    assert run["network"] == "-"  # not in these settings
     assert run["machine"] == "not recorded"  # a run from before cifar_improve recorded it
     metrics["machine"] = {"processor": "Some CPU (family 6, model 1)"}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
@@ -317,6 +319,7 @@ def test_summary_gives_tapegrads_minutes_over_pytorchs(load_experiment):
         return {
             "run": f"{framework}-{minutes}",
             "preset": "airbench94",
+            "network": "64/256/256, batch 1024",
             "framework": framework,
             "seed": 0,
             "tta": "flip-translate",
@@ -332,13 +335,19 @@ def test_summary_gives_tapegrads_minutes_over_pytorchs(load_experiment):
     runs.append(run("torch", 40.0, 30.0, 38.0))
     table = summary.summary_table(runs)
     # (50 + 60) / 2 / 40 and 45 / 30; one tapegrad run never reached 94 %
-    assert "| airbench94 | A | 1.38 | 1.50 | - |" in table
+    assert "| airbench94 | 64/256/256, batch 1024 | A | 1.38 | 1.50 | - |" in table
     assert "minutes over PyTorch's" not in summary.summary_table(runs[:2])
     # runs on different machines are never averaged or compared
     elsewhere = summary.summary_table([*runs[:2], run("torch", 40.0, 30.0, 38.0, machine="B")])
     assert "minutes over PyTorch's" not in elsewhere
-    assert "| airbench94 | tapegrad | A | 2 | 94.00 % | 55.0 |" in elsewhere
-    assert "| airbench94 | torch | B | 1 | 94.00 % | 40.0 |" in elsewhere
+    network = "64/256/256, batch 1024"
+    assert f"| airbench94 | {network} | tapegrad | A | 2 | 94.00 % | 55.0 |" in elsewhere
+    assert f"| airbench94 | {network} | torch | B | 1 | 94.00 % | 40.0 |" in elsewhere
+    # nor are runs of a preset retuned to another network
+    retuned = [*runs, {**runs[0], "network": "64/192/192, batch 512"}]
+    table = summary.summary_table(retuned)
+    assert f"| airbench94 | {network} | tapegrad | A | 2 | 94.00 % | 55.0 |" in table
+    assert "| airbench94 | 64/192/192, batch 512 | tapegrad | A | 1 | 94.00 % | 50.0 |" in table
 
 
 def test_budget_smoke_run_stays_within_its_budget(data_root, tmp_path, load_experiment):
