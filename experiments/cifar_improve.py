@@ -56,7 +56,7 @@ from tapegrad.train import History, predict_logits, weight_decay_loss
 #: Network width per block, batch size and test-time augmentation for each budget in minutes
 #: (see experiments/README.md), each with airbench94's recipe scheduled to the budget: 30 and
 #: 60 train airbench94's network (30 minutes are about 14 epochs on the 2-core AMD EPYC of
-#: 2026-12-02), 10 a narrower one at batch 512 (about 4.6 epochs there), and 120 airbench95's
+#: 2026-12-02), 10 a narrower one at batch 512 (about 5 epochs there), and 120 airbench95's
 #: widths and learning rate. A preset's "recipe" overrides HYPER.
 PRESETS = {
     10: {"widths": (64, 192, 192), "batch_size": 512, "tta": "flip-translate"},

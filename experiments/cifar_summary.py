@@ -86,8 +86,7 @@ def summary_table(runs: list[dict[str, Any]]) -> str:
     for run in runs:
         lines.append(
             f"| {run['run']} | {run['preset']} | {run['network']} | {run['framework']} | "
-            f"{run['seed']} | "
-            f"{run['tta']} | {100 * run['accuracy']:.2f} % | {run['epochs']:.2f} | "
+            f"{run['seed']} | {run['tta']} | {100 * run['accuracy']:.2f} % | {run['epochs']:.2f} | "
             f"{run['minutes']:.1f} | {_minutes(run['minutes_to_0.93'])} | "
             f"{_minutes(run['minutes_to_0.94'])} | {run['machine']} |"
         )
