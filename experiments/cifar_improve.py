@@ -503,6 +503,8 @@ def main(argv: list[str] | None = None) -> dict:
     total_steps = math.ceil(steps_per_epoch * epochs) if epochs is not None else None
     budget = budget_minutes * 60 if budget_minutes is not None else math.inf
     reserve = 0.0
+    # forward passes of the final evaluation, whose time a budget run keeps back
+    evaluation_views = TTA_VIEWS[settings["tta"]] * len(x_test)
     step, epoch, images_seen = 0, 0, 0
     done = False
     while not done:
@@ -527,8 +529,7 @@ def main(argv: list[str] | None = None) -> dict:
                     if step == EVAL_TIMED_AT:
                         view_cost = seconds_per_view(trainer, x_test) / seconds_per_image
                     if step >= EVAL_TIMED_AT:
-                        views = TTA_VIEWS[settings["tta"]] * len(x_test)
-                        reserve = views * view_cost * seconds_per_image * EVAL_MARGIN + 5
+                        reserve = evaluation_views * view_cost * seconds_per_image * EVAL_MARGIN + 5
                 progress["fraction"] = min(timed() / max(budget - reserve, 1e-9), 1.0)
             done = progress["fraction"] >= 1.0
             trainer.set_lr_factor(schedule(progress["fraction"]))  # the next step's rate
