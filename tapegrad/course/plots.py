@@ -284,6 +284,10 @@ def _x_values(history: Mapping[str, Any], key: str, count: int) -> np.ndarray:
     return np.arange(1, count + 1, dtype=np.float64)
 
 
+#: The ratio of largest to smallest loss beyond which plot_curves draws losses on a log axis.
+LOG_SPAN = 100.0
+
+
 def plot_curves(history: Mapping[str, Any], path: PathLike | None = None) -> Figure:
     """Training curves against the iteration: losses in one panel, accuracies in another.
 
@@ -293,7 +297,9 @@ def plot_curves(history: Mapping[str, Any], path: PathLike | None = None) -> Fig
     any other list (a learning rate, images/s) to a third. A series is plotted against
     `history["<name>_iteration"]` if present, else `history["iteration"]` when the lengths
     agree, else spread evenly up to the last iteration (e.g. a test accuracy per epoch).
-    Values that are not lists (settings saved alongside) are ignored.
+    Values that are not lists (settings saved alongside) are ignored. The loss panel's axis is
+    logarithmic when its positive values span more than LOG_SPAN (a weight-decay loss in the
+    hundreds beside a data loss near one would otherwise flatten the data loss to a line).
     """
     series = _series(history)
     if not series:
@@ -314,6 +320,9 @@ def plot_curves(history: Mapping[str, Any], path: PathLike | None = None) -> Fig
             values = series[key]
             marker = "o" if len(values) <= 30 else None
             axes.plot(_x_values(history, key, len(values)), values, label=key, marker=marker)
+        shown = np.concatenate([series[key] for key in keys])
+        if title == "loss" and shown.min() > 0 and shown.max() > LOG_SPAN * shown.min():
+            axes.set_yscale("log")
         axes.set_xlabel("iteration")
         axes.set_ylabel(title)
         axes.set_title(title)

@@ -127,6 +127,16 @@ def test_plot_curves_puts_losses_and_accuracies_in_their_panels(tmp_path):
     assert_png(tmp_path / "curves.png")
 
 
+def test_plot_curves_draws_losses_of_different_magnitudes_on_a_log_axis():
+    """A weight-decay loss in the hundreds would flatten a data loss near one on a linear axis."""
+    comparable = {"loss": [2.3, 1.0, 0.1], "weight_decay_loss": [0.5, 0.4, 0.3]}
+    assert plot_curves(comparable).axes[0].get_yscale() == "linear"
+    apart = {"loss": [2.3, 1.0, 0.5], "weight_decay_loss": [1200.0, 300.0, 100.0]}
+    assert plot_curves(apart).axes[0].get_yscale() == "log"
+    with_zero = {"loss": [2.3, 1.0, 0.0], "weight_decay_loss": [1200.0, 300.0, 100.0]}
+    assert plot_curves(with_zero).axes[0].get_yscale() == "linear"  # log would drop the zero
+
+
 def test_plot_curves_uses_a_series_own_iterations_and_rejects_empty_histories():
     figure = plot_curves(
         {
