@@ -11,7 +11,9 @@ time the run's test accuracy was at least that much: after an epoch (live weight
 `--eval-every-epoch` runs only) or at the end (the reported accuracy, with TTA). Means and
 ratios are taken per machine, the CPU each run recorded (a budget buys different work on
 different machines); runs from before cifar_improve recorded it form one group of their own.
-A preset is also told apart by its network and batch, which change when it is retuned.
+A preset is also told apart by its network and batch, which change when it is retuned, and by
+the work asked of it: a budget preset run for a fixed number of epochs (to repeat on one
+machine what its budget bought on another) is not a budget run.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def load_run(directory: Path) -> dict[str, Any]:
     return {
         "run": directory.name,
         "preset": str(settings.get("preset")),
+        "work": _work(settings),
         "network": f"{'/'.join(map(str, widths))}, batch {batch_size}" if widths else "-",
         "framework": settings.get("framework", "tapegrad"),
         "seed": settings.get("seed"),
@@ -70,6 +73,15 @@ def load_run(directory: Path) -> dict[str, Any]:
     }
 
 
+def _work(settings: dict[str, Any]) -> str:
+    """What the run was asked to do: a budget in minutes or a number of epochs."""
+    if settings.get("budget_minutes"):
+        return f"{settings['budget_minutes']:g} minutes"
+    if settings.get("epochs"):
+        return f"{settings['epochs']:g} epochs"
+    return "-"
+
+
 def _minutes(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -78,29 +90,32 @@ def summary_table(runs: list[dict[str, Any]]) -> str:
     """Markdown: one row per run, then the mean over seeds of each preset, network, framework
     and machine."""
     header = (
-        "| run | preset | network | framework | seed | TTA | test accuracy | epochs | minutes | "
-        "minutes to 93 % | minutes to 94 % | machine |\n"
-        "|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---|"
+        "| run | preset | work | network | framework | seed | TTA | test accuracy | epochs | "
+        "minutes | minutes to 93 % | minutes to 94 % | machine |\n"
+        "|---|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---|"
     )
     lines = [header]
     for run in runs:
         lines.append(
-            f"| {run['run']} | {run['preset']} | {run['network']} | {run['framework']} | "
+            f"| {run['run']} | {run['preset']} | {run['work']} | {run['network']} | "
+            f"{run['framework']} | "
             f"{run['seed']} | {run['tta']} | {100 * run['accuracy']:.2f} % | {run['epochs']:.2f} | "
             f"{run['minutes']:.1f} | {_minutes(run['minutes_to_0.93'])} | "
             f"{_minutes(run['minutes_to_0.94'])} | {run['machine']} |"
         )
-    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
-        groups[run["preset"], run["network"], run["framework"], run["machine"]].append(run)
+        key = run["preset"], run["work"], run["network"], run["framework"], run["machine"]
+        groups[key].append(run)
     lines += [
         "",
-        "| preset | network | framework | machine | seeds | mean test accuracy | mean minutes |",
-        "|---|---|---|---|---:|---:|---:|",
+        "| preset | work | network | framework | machine | seeds | mean test accuracy | "
+        "mean minutes |",
+        "|---|---|---|---|---|---:|---:|---:|",
     ]
-    for (preset, network, framework, machine), members in groups.items():
+    for (preset, work, network, framework, machine), members in groups.items():
         lines.append(
-            f"| {preset} | {network} | {framework} | {machine} | {len(members)} | "
+            f"| {preset} | {work} | {network} | {framework} | {machine} | {len(members)} | "
             f"{100 * statistics.mean(r['accuracy'] for r in members):.2f} % | "
             f"{statistics.mean(r['minutes'] for r in members):.1f} |"
         )
@@ -109,16 +124,16 @@ def summary_table(runs: list[dict[str, Any]]) -> str:
 
 
 def _framework_ratios(
-    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]],
+    groups: dict[tuple[str, str, str, str, str], list[dict[str, Any]]],
 ) -> list[str]:
-    """For each preset and network run in both frameworks on one machine: tapegrad's mean
-    minutes over PyTorch's, for the whole run and to each threshold that every run of both
-    reached (issue 16's ratio)."""
+    """For each preset, work and network run in both frameworks on one machine: tapegrad's
+    mean minutes over PyTorch's, for the whole run and to each threshold that every run of
+    both reached (issue 16's ratio)."""
     lines = []
-    pairs = sorted({(preset, network, machine) for preset, network, _, machine in groups})
-    for preset, network, machine in pairs:
-        ours = groups.get((preset, network, "tapegrad", machine))
-        theirs = groups.get((preset, network, "torch", machine))
+    pairs = sorted({(p, work, network, machine) for p, work, network, _, machine in groups})
+    for preset, work, network, machine in pairs:
+        ours = groups.get((preset, work, network, "tapegrad", machine))
+        theirs = groups.get((preset, work, network, "torch", machine))
         if not ours or not theirs:
             continue
         cells = []
@@ -129,12 +144,19 @@ def _framework_ratios(
             else:
                 ratio = statistics.mean(minutes_ours) / statistics.mean(minutes_theirs)
                 cells.append(f"{ratio:.2f}")
-        lines.append(f"| {preset} | {network} | {machine} | {' | '.join(cells)} |")
+        lines.append(f"| {preset} | {work} | {network} | {machine} | {' | '.join(cells)} |")
     if not lines:
         return []
-    header = "| preset | network | machine | whole run | to 93 % | to 94 % |"
+    header = "| preset | work | network | machine | whole run | to 93 % | to 94 % |"
     title = "tapegrad's minutes over PyTorch's (means over seeds; - where a run never reached it):"
-    return ["", title, "", header, "|---|---|---|---:|---:|---:|", *lines]
+    return ["", title, "", header, "|---|---|---|---|---:|---:|---:|", *lines]
+
+
+def _point_label(run: dict[str, Any]) -> str:
+    """The preset, with the epochs asked where a budget preset (named by its minutes) ran for
+    a fixed number of epochs rather than its budget."""
+    by_epochs = run["preset"].isdigit() and run["work"].endswith("epochs")
+    return f"{run['preset']}, {run['work']}" if by_epochs else run["preset"]
 
 
 def plot_accuracy_vs_minutes(runs: list[dict[str, Any]], path: Path) -> None:
@@ -159,7 +181,7 @@ def plot_accuracy_vs_minutes(runs: list[dict[str, Any]], path: Path) -> None:
             )
             for r in chosen:
                 axes.annotate(
-                    r["preset"], (r["minutes"], 100 * r["accuracy"]), fontsize=7, alpha=0.7
+                    _point_label(r), (r["minutes"], 100 * r["accuracy"]), fontsize=7, alpha=0.7
                 )
     minutes = sorted(TARGETS)
     axes.step(

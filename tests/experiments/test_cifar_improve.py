@@ -242,7 +242,8 @@ def test_fixed_epochs_smoke_run_then_evaluate_reproduces_it(data_root, tmp_path,
     assert [run["accuracy"] for run in summary] == [results["test_accuracy"]]
     table = (tmp_path / "sum" / "summary.md").read_text()
     accuracy = f"{100 * results['test_accuracy']:.2f} %"
-    row = f"| run | airbench94 | 8/16/16, batch 64 | tapegrad | 0 | flip-translate | {accuracy}"
+    row = "| run | airbench94 | 2 epochs | 8/16/16, batch 64 | tapegrad | 0 | flip-translate |"
+    row += f" {accuracy}"
     assert row in table
     assert (tmp_path / "sum" / "accuracy_vs_minutes.png").stat().st_size > 10_000
 
@@ -300,7 +301,7 @@ def test_summary_times_each_threshold_by_the_first_measurement_reaching_it(
     assert run["minutes_to_0.93"] == 10.0  # the second epoch, not the later dip
     assert run["minutes_to_0.94"] == 25.0  # only the final, test-time-augmented accuracy
     assert run["framework"] == "torch" and run["preset"] == "30"
-    assert run["network"] == "-"  # not in these settings
+    assert run["network"] == run["work"] == "-"  # not in these settings
     assert run["machine"] == "not recorded"  # a run from before cifar_improve recorded it
     metrics["machine"] = {"processor": "Some CPU (family 6, model 1)"}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
@@ -308,6 +309,12 @@ def test_summary_times_each_threshold_by_the_first_measurement_reaching_it(
         load_experiment("cifar_summary").load_run(tmp_path)["machine"]
         == metrics["machine"]["processor"]
     )
+    metrics["settings"] |= {"budget_minutes": 30.0, "epochs": None}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    assert load_experiment("cifar_summary").load_run(tmp_path)["work"] == "30 minutes"
+    metrics["settings"] |= {"budget_minutes": None, "epochs": 35.25}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    assert load_experiment("cifar_summary").load_run(tmp_path)["work"] == "35.25 epochs"
     with pytest.raises(FileNotFoundError, match="no metrics.json"):
         load_experiment("cifar_summary").load_run(tmp_path / "missing")
 
@@ -319,6 +326,7 @@ def test_summary_gives_tapegrads_minutes_over_pytorchs(load_experiment):
         return {
             "run": f"{framework}-{minutes}",
             "preset": "airbench94",
+            "work": "9.9 epochs",
             "network": "64/256/256, batch 1024",
             "framework": framework,
             "seed": 0,
@@ -335,19 +343,27 @@ def test_summary_gives_tapegrads_minutes_over_pytorchs(load_experiment):
     runs.append(run("torch", 40.0, 30.0, 38.0))
     table = summary.summary_table(runs)
     # (50 + 60) / 2 / 40 and 45 / 30; one tapegrad run never reached 94 %
-    assert "| airbench94 | 64/256/256, batch 1024 | A | 1.38 | 1.50 | - |" in table
+    assert "| airbench94 | 9.9 epochs | 64/256/256, batch 1024 | A | 1.38 | 1.50 | - |" in table
     assert "minutes over PyTorch's" not in summary.summary_table(runs[:2])
     # runs on different machines are never averaged or compared
     elsewhere = summary.summary_table([*runs[:2], run("torch", 40.0, 30.0, 38.0, machine="B")])
     assert "minutes over PyTorch's" not in elsewhere
-    network = "64/256/256, batch 1024"
+    network = "9.9 epochs | 64/256/256, batch 1024"
     assert f"| airbench94 | {network} | tapegrad | A | 2 | 94.00 % | 55.0 |" in elsewhere
     assert f"| airbench94 | {network} | torch | B | 1 | 94.00 % | 40.0 |" in elsewhere
     # nor are runs of a preset retuned to another network
     retuned = [*runs, {**runs[0], "network": "64/192/192, batch 512"}]
     table = summary.summary_table(retuned)
     assert f"| airbench94 | {network} | tapegrad | A | 2 | 94.00 % | 55.0 |" in table
-    assert "| airbench94 | 64/192/192, batch 512 | tapegrad | A | 1 | 94.00 % | 50.0 |" in table
+    assert "| 9.9 epochs | 64/192/192, batch 512 | tapegrad | A | 1 | 94.00 % | 50.0 |" in table
+    # nor a budget preset's budget runs with its runs for a fixed number of epochs
+    budget = {**runs[0], "preset": "120", "work": "120 minutes"}
+    by_epochs = {**budget, "work": "35.25 epochs", "minutes": 130.0}
+    table = summary.summary_table([budget, by_epochs])
+    assert "| 120 | 120 minutes | 64/256/256, batch 1024 | tapegrad | A | 1 |" in table
+    assert "| 120 | 35.25 epochs | 64/256/256, batch 1024 | tapegrad | A | 1 |" in table
+    labels = [summary._point_label(run) for run in (runs[0], budget, by_epochs)]
+    assert labels == ["airbench94", "120", "120, 35.25 epochs"]
 
 
 def test_budget_smoke_run_stays_within_its_budget(data_root, tmp_path, load_experiment):
