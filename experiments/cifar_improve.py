@@ -19,6 +19,9 @@ progress through whichever is given:
 
 - `--epochs E` (fixed work): progress is the fraction of the ceil(E x steps per epoch) steps
   done, as in airbench; a result obtained on one machine can be checked on any other.
+  An epoch is a pass of whole batches (the last, partial batch of each shuffle is dropped,
+  as airbench's loader does), and a run reports its epochs in that unit: a budget run's
+  reported epochs, given to `--epochs`, repeat its steps.
 - `--budget-minutes M`: progress is the fraction of the training time used. The budget covers
   everything from the first training step to the final test-time-augmented predictions (the
   whitening initialisation included; loading data and numba compilation excluded); the time
@@ -341,6 +344,13 @@ def seconds_per_view(trainer: Any, images: np.ndarray) -> float:
     return (time.perf_counter() - started) / len(batch)
 
 
+def steps_for(epochs: float, steps_per_epoch: int) -> int:
+    """Steps in `epochs` passes of whole batches, a started pass rounded up (as airbench);
+    the float noise of an epoch count read back from a run (steps / steps_per_epoch) is
+    rounded away first, so that it gives that run's steps again."""
+    return math.ceil(round(epochs * steps_per_epoch, 6))
+
+
 def pick_preset(budget_minutes: float) -> int:
     """The largest preset whose budget fits in the one asked for (the smallest otherwise)."""
     fitting = [minutes for minutes in PRESETS if minutes <= budget_minutes]
@@ -499,8 +509,8 @@ def main(argv: list[str] | None = None) -> dict:
         "test_accuracy_seconds": [],  # the timed work done when each was measured
     }
 
-    steps_per_epoch = len(x_train) // batch_size
-    total_steps = math.ceil(steps_per_epoch * epochs) if epochs is not None else None
+    steps_per_epoch = len(x_train) // batch_size  # whole batches; the remainder is dropped
+    total_steps = steps_for(epochs, steps_per_epoch) if epochs is not None else None
     budget = budget_minutes * 60 if budget_minutes is not None else math.inf
     reserve = 0.0
     # forward passes of the final evaluation, whose time a budget run keeps back
@@ -578,7 +588,7 @@ def main(argv: list[str] | None = None) -> dict:
     probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
     confidences = probabilities.max(axis=1) / probabilities.sum(axis=1)
     flops = training_flops(model) * images_seen
-    epochs_done = images_seen / len(x_train)
+    epochs_done = step / steps_per_epoch  # the unit of --epochs
     recorded = {
         **{k: v for k, v in settings.items() if k != "hyper"},
         "seed": args.seed,

@@ -206,10 +206,11 @@ def test_fixed_epochs_smoke_run_then_evaluate_reproduces_it(data_root, tmp_path,
     args = ["--epochs", "2", "--tta", "flip-translate", "--test-images", "200"]
     args += ["--set", "lr=9", "whiten_bias_epochs=1", "--eval-every-epoch"]
     results = load_experiment("cifar_improve").main(
-        [*SMOKE, *args, "--out", str(out), "--data-dir", str(data_root)]
+        [*SMOKE, *args, "--train-images", "1000", "--out", str(out), "--data-dir", str(data_root)]
     )
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["steps"] == 2 * 1024 // 64 and metrics["epochs"] == 2
+    # an epoch is a pass of whole batches (15 of 64 images from 1000), reported in that unit
+    assert metrics["steps"] == 2 * (1000 // 64) and metrics["epochs"] == 2
     assert len(metrics["epoch_test_accuracy"]) == 2
     first, second = metrics["epoch_test_seconds"]
     assert 0 < first < second <= metrics["total_seconds"]
@@ -303,6 +304,11 @@ def test_summary_times_each_threshold_by_the_first_measurement_reaching_it(
     assert run["framework"] == "torch" and run["preset"] == "30"
     assert run["network"] == run["work"] == "-"  # not in these settings
     assert run["machine"] == "not recorded"  # a run from before cifar_improve recorded it
+    assert run["epochs"] == 12.0  # as reported, where the steps are not recorded
+    metrics |= {"steps": 120, "epochs": 120 * 256 / 50_000}  # reported in images / 50,000
+    metrics["settings"] |= {"batch_size": 256, "train_images": 50_000}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    assert load_experiment("cifar_summary").load_run(tmp_path)["epochs"] == 120 / 195
     metrics["machine"] = {"processor": "Some CPU (family 6, model 1)"}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     assert (
@@ -364,6 +370,15 @@ def test_summary_gives_tapegrads_minutes_over_pytorchs(load_experiment):
     assert "| 120 | 35.25 epochs | 64/256/256, batch 1024 | tapegrad | A | 1 |" in table
     labels = [summary._point_label(run) for run in (runs[0], budget, by_epochs)]
     assert labels == ["airbench94", "120", "120, 35.25 epochs"]
+
+
+def test_an_epoch_count_read_back_from_a_run_repeats_its_steps(load_experiment):
+    steps_for = load_experiment("cifar_improve").steps_for
+    assert steps_for(9.9, 48) == 476  # airbench94: ceil(9.9 x 48), a started pass rounded up
+    assert steps_for(2, 15) == 30
+    for steps_per_epoch in (15, 48, 97, 195):
+        for steps in range(1, 3000, 7):
+            assert steps_for(steps / steps_per_epoch, steps_per_epoch) == steps
 
 
 def test_budget_smoke_run_stays_within_its_budget(data_root, tmp_path, load_experiment):
