@@ -9,9 +9,9 @@ test-time-augmented evaluation), tapegrad and PyTorch with their own markers and
 with its own colour, the issue's targets drawn as steps. "Minutes to 93 % / 94 %" is the first
 time the run's test accuracy was at least that much: after an epoch (live weights, no TTA;
 `--eval-every-epoch` runs only) or at the end (the reported accuracy, with TTA). Epochs are
-counted as `--epochs` counts them, for runs of every date. Means and
-ratios are taken per machine, the CPU each run recorded (a budget buys different work on
-different machines); runs from before cifar_improve recorded it form one group of their own.
+counted as `--epochs` counts them, for runs of every date. Means and ratios are taken per
+machine, the CPU each run recorded (a budget buys different work on different machines); runs
+from before cifar_improve recorded it form one group of their own.
 A preset is also told apart by its network and batch, which change when it is retuned, and by
 the work asked of it: a budget preset run for a fixed number of epochs (to repeat on one
 machine what its budget bought on another) is not a budget run.
@@ -100,8 +100,8 @@ def _minutes(value: float | None) -> str:
 
 
 def summary_table(runs: list[dict[str, Any]]) -> str:
-    """Markdown: one row per run, then the mean over seeds of each preset, network, framework
-    and machine."""
+    """Markdown: one row per run, then the mean over seeds of each preset, work, network,
+    framework and machine."""
     header = (
         "| run | preset | work | network | framework | seed | TTA | test accuracy | epochs | "
         "minutes | minutes to 93 % | minutes to 94 % | machine |\n"
@@ -111,9 +111,8 @@ def summary_table(runs: list[dict[str, Any]]) -> str:
     for run in runs:
         lines.append(
             f"| {run['run']} | {run['preset']} | {run['work']} | {run['network']} | "
-            f"{run['framework']} | "
-            f"{run['seed']} | {run['tta']} | {100 * run['accuracy']:.2f} % | {run['epochs']:.2f} | "
-            f"{run['minutes']:.1f} | {_minutes(run['minutes_to_0.93'])} | "
+            f"{run['framework']} | {run['seed']} | {run['tta']} | {100 * run['accuracy']:.2f} % | "
+            f"{run['epochs']:.2f} | {run['minutes']:.1f} | {_minutes(run['minutes_to_0.93'])} | "
             f"{_minutes(run['minutes_to_0.94'])} | {run['machine']} |"
         )
     groups: dict[tuple[str, str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
